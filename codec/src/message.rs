@@ -1,0 +1,636 @@
+//! A parsed message: the received bytes plus a table of where each field lies in them.
+//!
+//! Parsing validates everything PROTOCOL.md section 2 says about the layout and the
+//! character classes, records each field's offset and length in a fixed table, and copies
+//! nothing: accessors hand out slices of the original [`Bytes`]. It does not allocate.
+
+use bytes::Bytes;
+
+use crate::error::{ParseError, ParseErrorKind, Salvage};
+use crate::field::{first_field, Field, Format, Length, SPECS};
+use crate::mti::{Mti, MtiError};
+use crate::response_code::ResponseCode;
+
+/// The largest message a frame can carry; offsets in the field table are `u16`.
+pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
+
+/// Where a field's data (after any length prefix) lies in the message.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Span {
+    start: u16,
+    len: u16,
+}
+
+impl Span {
+    #[inline]
+    fn range(self) -> std::ops::Range<usize> {
+        let start = self.start as usize;
+        start..start + self.len as usize
+    }
+}
+
+/// A valid ISO 8583 message of the profile. Cheap to clone (the bytes are shared).
+///
+/// `Display` and `Debug` mask sensitive fields (see [`crate::mask`]).
+#[derive(Clone)]
+pub struct Message {
+    bytes: Bytes,
+    mti: Mti,
+    /// Bit `128 - n` is set when field `n` is present (field 1: the secondary bitmap).
+    present: u128,
+    /// Indexed by field number; meaningful only where `present` says so.
+    spans: [Span; 129],
+}
+
+impl Message {
+    /// Parses one message (without the frame's length prefix).
+    ///
+    /// Every field is checked against the dictionary: `n` fields hold digits only, `an` and
+    /// `ans` fields printable ASCII, length prefixes are digits and within the maximum, the
+    /// bitmap's fields account for every byte, and bit 65 is clear. Does not allocate.
+    pub fn parse(bytes: Bytes) -> Result<Message, ParseError> {
+        let mut spans = [Span::default(); 129];
+        let (mti, present) = walk(&bytes, &mut spans)?;
+        Ok(Message {
+            bytes,
+            mti,
+            present,
+            spans,
+        })
+    }
+
+    /// The message type.
+    #[inline]
+    pub fn mti(&self) -> Mti {
+        self.mti
+    }
+
+    /// Whether the field is present (for F1: whether there is a secondary bitmap).
+    #[inline]
+    pub fn has(&self, field: Field) -> bool {
+        self.present & field.bit() != 0
+    }
+
+    /// The field's data without its length prefix.
+    #[inline]
+    pub fn get(&self, field: Field) -> Option<&[u8]> {
+        if !self.has(field) {
+            return None;
+        }
+        self.bytes.get(self.spans[field as usize].range())
+    }
+
+    /// A text field's data. Always `Some` for a present `n`, `an` or `ans` field (they were
+    /// checked to be ASCII when parsing); `None` for binary fields.
+    #[inline]
+    pub fn get_str(&self, field: Field) -> Option<&str> {
+        if field.spec().format == Format::B {
+            return None;
+        }
+        std::str::from_utf8(self.get(field)?).ok()
+    }
+
+    /// The field's data as a zero-copy slice of the message's bytes, to keep beyond the
+    /// message's lifetime.
+    pub fn get_bytes(&self, field: Field) -> Option<Bytes> {
+        if !self.has(field) {
+            return None;
+        }
+        let range = self.spans[field as usize].range();
+        if range.end > self.bytes.len() {
+            return None;
+        }
+        Some(self.bytes.slice(range))
+    }
+
+    /// A numeric field as a number: `None` when absent, not all digits (F60 is `ans`), or
+    /// longer than 19 digits (F90, say).
+    pub fn get_u64(&self, field: Field) -> Option<u64> {
+        parse_u64(self.get(field)?)
+    }
+
+    /// F2, the card number.
+    pub fn pan(&self) -> Option<&str> {
+        self.get_str(Field::Pan)
+    }
+
+    /// F3, the processing code (`000000` purchase, `310000` balance, ...).
+    pub fn processing_code(&self) -> Option<u32> {
+        self.get_u64(Field::ProcessingCode).map(|v| v as u32)
+    }
+
+    /// F4, the amount in minor units.
+    pub fn amount_minor(&self) -> Option<u64> {
+        self.get_u64(Field::Amount)
+    }
+
+    /// F7, transmission date and time, `MMDDhhmmss`.
+    pub fn transmission_time(&self) -> Option<&str> {
+        self.get_str(Field::TransmissionDateTime)
+    }
+
+    /// F11, the STAN.
+    pub fn stan(&self) -> Option<u32> {
+        self.get_u64(Field::Stan).map(|v| v as u32)
+    }
+
+    /// F12, local time `hhmmss`.
+    pub fn local_time(&self) -> Option<&str> {
+        self.get_str(Field::LocalTime)
+    }
+
+    /// F13, local date `MMDD`.
+    pub fn local_date(&self) -> Option<&str> {
+        self.get_str(Field::LocalDate)
+    }
+
+    /// F15, the settlement (business) date `MMDD`.
+    pub fn settlement_date(&self) -> Option<&str> {
+        self.get_str(Field::SettlementDate)
+    }
+
+    /// F37, the retrieval reference number.
+    pub fn rrn(&self) -> Option<&str> {
+        self.get_str(Field::Rrn)
+    }
+
+    /// F38, the approval code.
+    pub fn approval_code(&self) -> Option<&str> {
+        self.get_str(Field::ApprovalCode)
+    }
+
+    /// F39, the response code.
+    pub fn response_code(&self) -> Option<ResponseCode> {
+        ResponseCode::from_code(self.get(Field::ResponseCode)?)
+    }
+
+    /// F41, the terminal id, as received (8 characters, space-filled).
+    pub fn terminal_id(&self) -> Option<&str> {
+        self.get_str(Field::TerminalId)
+    }
+
+    /// F42, the merchant id, as received (15 characters, space-filled).
+    pub fn merchant_id(&self) -> Option<&str> {
+        self.get_str(Field::MerchantId)
+    }
+
+    /// F48, private data.
+    pub fn private_data(&self) -> Option<&str> {
+        self.get_str(Field::PrivateData)
+    }
+
+    /// F49, the currency (ISO 4217 numeric).
+    pub fn currency(&self) -> Option<u16> {
+        self.get_u64(Field::Currency).map(|v| v as u16)
+    }
+
+    /// F52, the encrypted PIN block.
+    pub fn pin_block(&self) -> Option<[u8; 8]> {
+        self.get(Field::PinBlock)?.try_into().ok()
+    }
+
+    /// F60, the terminal batch number. `None` when absent or not 1-9 digits.
+    pub fn batch(&self) -> Option<u32> {
+        let batch = self.get(Field::Batch)?;
+        if batch.len() > 9 {
+            return None;
+        }
+        parse_u64(batch).map(|v| v as u32)
+    }
+
+    /// F70, the network management code (`001` sign-on, `301` echo, ...).
+    pub fn network_code(&self) -> Option<u16> {
+        self.get_u64(Field::NetworkCode).map(|v| v as u16)
+    }
+
+    /// F90, original data elements.
+    pub fn original_data(&self) -> Option<&str> {
+        self.get_str(Field::OriginalData)
+    }
+
+    /// F102, account id 1 (the campus card in a bank top-up).
+    pub fn account_id1(&self) -> Option<&str> {
+        self.get_str(Field::AccountId1)
+    }
+
+    /// The field that carries the MAC: F128 when there is a secondary bitmap, else F64
+    /// (PROTOCOL.md section 7). A message with a secondary bitmap and only F64 has no MAC.
+    pub fn mac_field(&self) -> Field {
+        if self.has(Field::SecondaryBitmap) {
+            Field::Mac2
+        } else {
+            Field::Mac
+        }
+    }
+
+    /// The MAC (F64 or F128, see [`Message::mac_field`]).
+    pub fn mac(&self) -> Option<[u8; 8]> {
+        self.get(self.mac_field())?.try_into().ok()
+    }
+
+    /// The bytes the MAC covers: from the MTI up to the byte before the MAC field. `None`
+    /// when the message carries no MAC.
+    pub fn mac_input(&self) -> Option<&[u8]> {
+        let field = self.mac_field();
+        if !self.has(field) {
+            return None;
+        }
+        self.bytes.get(..self.spans[field as usize].start as usize)
+    }
+
+    /// The whole message as received.
+    #[inline]
+    pub fn as_bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// The whole message as received, giving up the parse.
+    pub fn into_bytes(self) -> Bytes {
+        self.bytes
+    }
+
+    /// The data elements present, in wire order, without the bitmaps.
+    pub fn fields(&self) -> Fields<'_> {
+        Fields {
+            message: self,
+            remaining: self.present & !Field::SecondaryBitmap.bit(),
+        }
+    }
+}
+
+/// Iterator over a message's data elements; see [`Message::fields`].
+#[derive(Clone)]
+pub struct Fields<'a> {
+    message: &'a Message,
+    remaining: u128,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (Field, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.remaining != 0 {
+            let (field, bit) = first_field(self.remaining)?;
+            self.remaining &= !bit;
+            if let Some(value) = self.message.get(field) {
+                return Some((field, value));
+            }
+        }
+        None
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = self.remaining.count_ones() as usize;
+        (n, Some(n))
+    }
+}
+
+/// A string of 1 to 19 ASCII digits as a number.
+fn parse_u64(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// The first error seen while walking, kept so that the walk can go on to F11 and F41.
+struct Pending {
+    kind: ParseErrorKind,
+    field: Option<Field>,
+}
+
+/// Walks the layout, filling `spans`, and returns the MTI and the presence mask.
+///
+/// Errors that leave the layout intact (a bad byte inside a field of known length, an
+/// unknown MTI, trailing bytes) are remembered and the walk continues, so that the error
+/// can carry F11 and F41 when they come later; the first error in byte order is reported.
+fn walk(data: &[u8], spans: &mut [Span; 129]) -> Result<(Mti, u128), ParseError> {
+    let fail = |kind, field| ParseError {
+        kind,
+        field,
+        salvage: Salvage::default(),
+    };
+    if data.len() > MAX_MESSAGE_LEN {
+        let kind = ParseErrorKind::MessageTooLarge { len: data.len() };
+        return Err(fail(kind, None));
+    }
+    let Some(&[a, b, c, d]) = data.get(..4) else {
+        let kind = ParseErrorKind::Truncated {
+            needed: 4,
+            available: data.len(),
+        };
+        return Err(fail(kind, None));
+    };
+    let mti_bytes = [a, b, c, d];
+    let mut pending = None;
+    let mti = match Mti::parse(&mti_bytes) {
+        Ok(mti) => Some(mti),
+        Err(MtiError::UnknownMti) => {
+            let kind = ParseErrorKind::UnknownMti { mti: mti_bytes };
+            pending = Some(Pending { kind, field: None });
+            None
+        }
+        Err(MtiError::BadMti) => {
+            return Err(fail(ParseErrorKind::BadMti { mti: mti_bytes }, None));
+        }
+    };
+    let with_mti = |kind, field| ParseError {
+        kind,
+        field,
+        salvage: Salvage {
+            mti,
+            ..Salvage::default()
+        },
+    };
+
+    let Some(primary) = read_u64(data, 4) else {
+        let kind = ParseErrorKind::Truncated {
+            needed: 8,
+            available: data.len() - 4,
+        };
+        return Err(with_mti(kind, None));
+    };
+    let mut present = u128::from(primary) << 64;
+    let mut pos = 12;
+    if present & Field::SecondaryBitmap.bit() != 0 {
+        let Some(secondary) = read_u64(data, 12) else {
+            let kind = ParseErrorKind::Truncated {
+                needed: 8,
+                available: data.len() - 12,
+            };
+            return Err(with_mti(kind, Some(Field::SecondaryBitmap)));
+        };
+        present |= u128::from(secondary);
+        if present & Field::ExtendedBitmap.bit() != 0 {
+            let kind = ParseErrorKind::TertiaryBitmap;
+            return Err(with_mti(kind, Some(Field::ExtendedBitmap)));
+        }
+        spans[1] = Span { start: 12, len: 8 };
+        pos = 20;
+    }
+
+    // Fields read and valid so far: what the salvage may use.
+    let mut valid = present & Field::SecondaryBitmap.bit();
+    let mut remaining = present & !Field::SecondaryBitmap.bit();
+    while let Some((field, bit)) = first_field(remaining) {
+        remaining &= !bit;
+        let spec = SPECS[field as usize];
+        let (start, len) = match spec.length {
+            Length::Fixed(len) => (pos, len as usize),
+            Length::Ll(max) | Length::Lll(max) => match read_prefix(data, pos, spec.length) {
+                Ok(len) if len <= max as usize => (pos + spec.length.prefix_digits(), len),
+                Ok(len) => {
+                    let kind = ParseErrorKind::TooLong {
+                        len,
+                        max: max as usize,
+                    };
+                    return Err(finish(kind, field, pending, data, spans, valid, mti));
+                }
+                Err(kind) => return Err(finish(kind, field, pending, data, spans, valid, mti)),
+            },
+        };
+        let Some(value) = data.get(start..start + len) else {
+            let kind = ParseErrorKind::Truncated {
+                needed: len,
+                available: data.len().saturating_sub(start),
+            };
+            return Err(finish(kind, field, pending, data, spans, valid, mti));
+        };
+        spans[field as usize] = Span {
+            start: start as u16,
+            len: len as u16,
+        };
+        pos = start + len;
+        match check_class(spec.format, value) {
+            None => valid |= bit,
+            Some(kind) => {
+                if pending.is_none() {
+                    pending = Some(Pending {
+                        kind,
+                        field: Some(field),
+                    });
+                }
+            }
+        }
+    }
+    if pos != data.len() && pending.is_none() {
+        let kind = ParseErrorKind::TrailingBytes {
+            count: data.len() - pos,
+        };
+        pending = Some(Pending { kind, field: None });
+    }
+    match (pending, mti) {
+        (None, Some(mti)) => Ok((mti, present)),
+        (Some(first), _) => Err(ParseError {
+            kind: first.kind,
+            field: first.field,
+            salvage: salvage(data, spans, valid, mti),
+        }),
+        // Unreachable: an unknown MTI always leaves a pending error.
+        (None, None) => Err(ParseError {
+            kind: ParseErrorKind::UnknownMti { mti: mti_bytes },
+            field: None,
+            salvage: salvage(data, spans, valid, mti),
+        }),
+    }
+}
+
+/// The error to report when the walk must stop: the first one seen, with what was salvaged.
+fn finish(
+    kind: ParseErrorKind,
+    field: Field,
+    pending: Option<Pending>,
+    data: &[u8],
+    spans: &[Span; 129],
+    valid: u128,
+    mti: Option<Mti>,
+) -> ParseError {
+    let (kind, field) = match pending {
+        Some(first) => (first.kind, first.field),
+        None => (kind, Some(field)),
+    };
+    ParseError {
+        kind,
+        field,
+        salvage: salvage(data, spans, valid, mti),
+    }
+}
+
+/// MTI, F11 and F41 where they were read and valid.
+fn salvage(data: &[u8], spans: &[Span; 129], valid: u128, mti: Option<Mti>) -> Salvage {
+    let read = |field: Field| {
+        if valid & field.bit() == 0 {
+            return None;
+        }
+        data.get(spans[field as usize].range())
+    };
+    Salvage {
+        mti,
+        stan: read(Field::Stan).and_then(|v| v.try_into().ok()),
+        terminal_id: read(Field::TerminalId).and_then(|v| v.try_into().ok()),
+    }
+}
+
+#[inline]
+fn read_u64(data: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = data.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
+/// Reads a 2- or 3-digit length prefix at `pos`.
+#[inline]
+fn read_prefix(data: &[u8], pos: usize, length: Length) -> Result<usize, ParseErrorKind> {
+    let digits = length.prefix_digits();
+    let Some(prefix) = data.get(pos..pos + digits) else {
+        return Err(ParseErrorKind::Truncated {
+            needed: digits,
+            available: data.len().saturating_sub(pos),
+        });
+    };
+    let mut len = 0usize;
+    for &byte in prefix {
+        if !byte.is_ascii_digit() {
+            let mut shown = [0u8; 3];
+            for (slot, &b) in shown.iter_mut().zip(prefix) {
+                *slot = b;
+            }
+            return Err(ParseErrorKind::BadLengthPrefix {
+                prefix: shown,
+                digits: digits as u8,
+            });
+        }
+        len = len * 10 + usize::from(byte - b'0');
+    }
+    Ok(len)
+}
+
+/// The first byte of `value` its class rejects, as an error.
+#[inline]
+fn check_class(format: Format, value: &[u8]) -> Option<ParseErrorKind> {
+    let index = match format {
+        Format::B => return None,
+        Format::N => value.iter().position(|b| !b.is_ascii_digit())?,
+        Format::An | Format::Ans => value.iter().position(|b| !matches!(b, 0x20..=0x7E))?,
+    };
+    let byte = value.get(index).copied().unwrap_or(0);
+    Some(match format {
+        Format::N => ParseErrorKind::NonDigit { index, byte },
+        _ => ParseErrorKind::NotText { index, byte },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 0800 sign-on of the vectors: F7, F11, F41, F70 (secondary bitmap).
+    const SIGN_ON: &str = "3038303082200000008000000400000000000000313132323038333030303030303030315430303030303031303031";
+
+    fn sign_on() -> Bytes {
+        Bytes::from(hex::decode(SIGN_ON).unwrap())
+    }
+
+    #[test]
+    fn parses_sign_on() {
+        let message = Message::parse(sign_on()).unwrap();
+        assert_eq!(message.mti(), Mti::NETWORK_REQUEST);
+        assert!(message.has(Field::SecondaryBitmap));
+        assert_eq!(message.transmission_time(), Some("1122083000"));
+        assert_eq!(message.stan(), Some(1));
+        assert_eq!(message.terminal_id(), Some("T0000001"));
+        assert_eq!(message.network_code(), Some(1));
+        assert_eq!(message.get(Field::Pan), None);
+        assert_eq!(message.mac(), None);
+        assert_eq!(message.mac_input(), None);
+        let numbers: Vec<u8> = message.fields().map(|(f, _)| f.number()).collect();
+        assert_eq!(numbers, [7, 11, 41, 70]);
+    }
+
+    #[test]
+    fn salvages_after_a_bad_byte() {
+        let mut bytes = hex::decode(SIGN_ON).unwrap();
+        // F7 starts at 20: put a letter in it.
+        bytes[21] = b'x';
+        let error = Message::parse(Bytes::from(bytes)).unwrap_err();
+        assert_eq!(error.field, Some(Field::TransmissionDateTime));
+        assert_eq!(
+            error.kind,
+            ParseErrorKind::NonDigit {
+                index: 1,
+                byte: b'x'
+            }
+        );
+        assert_eq!(error.salvage.mti, Some(Mti::NETWORK_REQUEST));
+        assert_eq!(error.salvage.stan, Some(*b"000001"));
+        assert_eq!(error.salvage.terminal_id, Some(*b"T0000001"));
+        assert!(error.salvage.is_answerable());
+    }
+
+    #[test]
+    fn bad_stan_is_not_salvaged() {
+        let mut bytes = hex::decode(SIGN_ON).unwrap();
+        bytes[30] = b'?'; // inside F11 (offset 30..36)
+        let error = Message::parse(Bytes::from(bytes)).unwrap_err();
+        assert_eq!(error.field, Some(Field::Stan));
+        assert_eq!(error.salvage.stan, None);
+        assert_eq!(error.salvage.terminal_id, Some(*b"T0000001"));
+    }
+
+    #[test]
+    fn trailing_and_truncated() {
+        let mut bytes = hex::decode(SIGN_ON).unwrap();
+        bytes.push(b'0');
+        let error = Message::parse(Bytes::from(bytes.clone())).unwrap_err();
+        assert_eq!(error.kind, ParseErrorKind::TrailingBytes { count: 1 });
+        assert!(error.salvage.is_answerable());
+        bytes.truncate(bytes.len() - 3);
+        let error = Message::parse(Bytes::from(bytes)).unwrap_err();
+        assert_eq!(error.field, Some(Field::NetworkCode));
+        assert_eq!(
+            error.kind,
+            ParseErrorKind::Truncated {
+                needed: 3,
+                available: 1
+            }
+        );
+        assert!(error.salvage.is_answerable());
+    }
+
+    #[test]
+    fn unknown_mti_keeps_walking() {
+        let mut bytes = hex::decode(SIGN_ON).unwrap();
+        bytes[..4].copy_from_slice(b"0900");
+        let error = Message::parse(Bytes::from(bytes)).unwrap_err();
+        assert_eq!(error.kind, ParseErrorKind::UnknownMti { mti: *b"0900" });
+        assert_eq!(error.salvage.mti, None);
+        assert_eq!(error.salvage.stan, Some(*b"000001"));
+        assert!(!error.salvage.is_answerable());
+    }
+
+    #[test]
+    fn tertiary_bitmap_is_refused() {
+        let mut bytes = hex::decode(SIGN_ON).unwrap();
+        bytes[12] |= 0x80;
+        let error = Message::parse(Bytes::from(bytes)).unwrap_err();
+        assert_eq!(error.kind, ParseErrorKind::TertiaryBitmap);
+        assert_eq!(error.field, Some(Field::ExtendedBitmap));
+    }
+
+    #[test]
+    fn digits() {
+        assert_eq!(parse_u64(b"000123"), Some(123));
+        assert_eq!(parse_u64(b""), None);
+        assert_eq!(parse_u64(b"12a"), None);
+        assert_eq!(
+            parse_u64(b"9999999999999999999"),
+            Some(9_999_999_999_999_999_999)
+        );
+        assert_eq!(parse_u64(b"10000000000000000000"), None);
+    }
+}
