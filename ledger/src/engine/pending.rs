@@ -1,0 +1,64 @@
+//! The answer to a request, delivered once everything it depends on is durable.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+use super::EngineError;
+
+/// Resolves when every event emitted by this request and every earlier one is durable.
+/// Await it (tokio or any executor) or [`Pending::wait`] for it on a plain thread.
+#[must_use = "a request's result is only final once its Pending resolves"]
+pub struct Pending<R> {
+    state: State<R>,
+}
+
+enum State<R> {
+    Ready(Option<Result<R, EngineError>>),
+    Waiting(oneshot::Receiver<Result<R, EngineError>>),
+}
+
+// Never pinned structurally: `R` is only moved out whole.
+impl<R> Unpin for Pending<R> {}
+
+impl<R> Pending<R> {
+    pub(crate) fn ready(result: Result<R, EngineError>) -> Pending<R> {
+        Pending {
+            state: State::Ready(Some(result)),
+        }
+    }
+
+    pub(crate) fn waiting(receiver: oneshot::Receiver<Result<R, EngineError>>) -> Pending<R> {
+        Pending {
+            state: State::Waiting(receiver),
+        }
+    }
+
+    /// Blocks the thread until the result is durable. Not for use inside an async runtime.
+    pub fn wait(self) -> Result<R, EngineError> {
+        match self.state {
+            State::Ready(result) => result.expect("a Pending resolves once"),
+            // A dropped sender means the engine stopped before the request became durable.
+            State::Waiting(receiver) => receiver
+                .blocking_recv()
+                .unwrap_or(Err(EngineError::Stopped)),
+        }
+    }
+}
+
+impl<R> Future for Pending<R> {
+    type Output = Result<R, EngineError>;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &mut this.state {
+            State::Ready(result) => Poll::Ready(result.take().expect("a Pending resolves once")),
+            State::Waiting(receiver) => match Pin::new(receiver).poll(context) {
+                Poll::Ready(result) => Poll::Ready(result.unwrap_or(Err(EngineError::Stopped))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! The bodies of the engine's three threads. Each owns its data; they talk only through
+//! bounded channels and the shared counters.
+
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender};
+use tokio::sync::oneshot;
+
+use super::stats::SharedStats;
+use super::{Completion, EngineConfig, EngineError, Request, WalFailure};
+use crate::snapshot::{SnapshotInfo, SnapshotStore};
+use crate::state_machine::{StateMachine, Tx};
+use crate::wal::{RecordGroup, Wal};
+
+type SnapshotReply = oneshot::Sender<Result<SnapshotInfo, EngineError>>;
+
+/// What the engine thread hands to the WAL thread, in order.
+pub(crate) enum WalJob<S: StateMachine> {
+    /// Events numbered from `first_seq`, and the requests to answer once they are durable
+    /// (a group may have requests and no events: read-only requests behind a pending group).
+    Group {
+        first_seq: u64,
+        events: Vec<S::Event>,
+        completions: Vec<Completion>,
+    },
+    /// The state as of `seq`: written once the WAL is durable up to `seq`.
+    Snapshot {
+        seq: u64,
+        snapshot: S::Snapshot,
+        reply: Option<SnapshotReply>,
+    },
+}
+
+pub(crate) struct SnapshotJob<S: StateMachine> {
+    seq: u64,
+    snapshot: S::Snapshot,
+    reply: Option<SnapshotReply>,
+}
+
+/// The engine thread: owns the state, runs requests, forms groups.
+pub(crate) struct EngineLoop<S: StateMachine> {
+    state: S,
+    /// Seq of the first event of the group being formed.
+    next_seq: u64,
+    config: EngineConfig,
+    stats: Arc<SharedStats>,
+    has_snapshots: bool,
+    events: Vec<S::Event>,
+    completions: Vec<Completion>,
+    records_since_snapshot: u64,
+    shutting_down: bool,
+}
+
+impl<S: StateMachine> EngineLoop<S> {
+    pub(crate) fn new(
+        state: S,
+        next_seq: u64,
+        config: EngineConfig,
+        stats: Arc<SharedStats>,
+        has_snapshots: bool,
+    ) -> EngineLoop<S> {
+        assert!(next_seq >= 1);
+        EngineLoop {
+            state,
+            next_seq,
+            config,
+            stats,
+            has_snapshots,
+            events: Vec::new(),
+            completions: Vec::new(),
+            records_since_snapshot: 0,
+            shutting_down: false,
+        }
+    }
+
+    pub(crate) fn run(mut self, requests: Receiver<Request<S>>, groups: Sender<WalJob<S>>) {
+        let stopped = loop {
+            if self.group_is_empty() {
+                if self.shutting_down {
+                    break false;
+                }
+                match requests.recv() {
+                    Ok(request) => {
+                        if self.handle(request, &groups).is_err() {
+                            break true;
+                        }
+                    }
+                    Err(_) => break false,
+                }
+            }
+            if self.fill_group(&requests, &groups).is_err()
+                || self.hand_off(&requests, &groups).is_err()
+            {
+                break true;
+            }
+        };
+        if stopped {
+            // The WAL failed. Drop the group being formed and the groups the WAL thread never
+            // took (with them their completions, answering `Stopped`), then refuse the rest.
+            drop(self);
+            drop(groups);
+            refuse_until_shutdown(requests);
+        }
+        // Otherwise dropping `groups` lets the WAL thread finish what it has and stop.
+    }
+
+    fn group_is_empty(&self) -> bool {
+        self.events.is_empty() && self.completions.is_empty()
+    }
+
+    fn group_is_full(&self) -> bool {
+        self.events.len() >= self.config.group_max_events
+    }
+
+    /// Takes what is queued, then waits up to `group_wait` for more, within the group limit.
+    fn fill_group(
+        &mut self,
+        requests: &Receiver<Request<S>>,
+        groups: &Sender<WalJob<S>>,
+    ) -> Result<(), Stopped> {
+        while !self.group_is_full() && !self.shutting_down {
+            match requests.try_recv() {
+                Ok(request) => self.handle(request, groups)?,
+                Err(_) => break,
+            }
+        }
+        if self.config.group_wait.is_zero() || self.group_is_empty() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.config.group_wait;
+        while !self.group_is_full() && !self.shutting_down {
+            match requests.recv_deadline(deadline) {
+                Ok(request) => self.handle(request, groups)?,
+                Err(RecvTimeoutError::Timeout) => break,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.shutting_down = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands the group to the WAL thread. While the pipeline is full and the group has room,
+    /// keeps running requests into it: the group grows for as long as the disk is busy.
+    fn hand_off(
+        &mut self,
+        requests: &Receiver<Request<S>>,
+        groups: &Sender<WalJob<S>>,
+    ) -> Result<(), Stopped> {
+        loop {
+            if self.group_is_empty() {
+                return Ok(());
+            }
+            if self.events.is_empty() && self.nothing_in_flight() {
+                // Read-only requests with nothing pending: what they read is already durable.
+                for completion in self.completions.drain(..) {
+                    completion(Ok(()));
+                }
+                return Ok(());
+            }
+            if self.group_is_full() || self.shutting_down {
+                let job = self.take_group();
+                groups.send(job).map_err(|_| Stopped)?;
+                return self.after_group(groups);
+            }
+            let mut select = Select::new();
+            let send_index = select.send(groups);
+            let recv_index = select.recv(requests);
+            let operation = select.select();
+            if operation.index() == send_index {
+                let job = self.take_group();
+                operation.send(groups, job).map_err(|_| Stopped)?;
+                return self.after_group(groups);
+            }
+            debug_assert_eq!(operation.index(), recv_index);
+            match operation.recv(requests) {
+                Ok(request) => self.handle(request, groups)?,
+                Err(_) => self.shutting_down = true,
+            }
+        }
+    }
+
+    fn nothing_in_flight(&self) -> bool {
+        self.stats.durable_seq.load(Acquire) + 1 == self.next_seq
+    }
+
+    fn take_group(&mut self) -> WalJob<S> {
+        let first_seq = self.next_seq;
+        let events = std::mem::take(&mut self.events);
+        self.next_seq += events.len() as u64;
+        self.records_since_snapshot += events.len() as u64;
+        self.stats.applied_seq.store(self.next_seq - 1, Relaxed);
+        WalJob::Group {
+            first_seq,
+            events,
+            completions: std::mem::take(&mut self.completions),
+        }
+    }
+
+    /// After a group left: a snapshot, if one is due and none is being written.
+    fn after_group(&mut self, groups: &Sender<WalJob<S>>) -> Result<(), Stopped> {
+        let every = self.config.snapshot_every_records;
+        let due = self.has_snapshots && every > 0 && self.records_since_snapshot >= every;
+        if due && self.stats.snapshots_in_flight.load(Relaxed) == 0 {
+            self.send_snapshot(None, groups)?;
+        }
+        Ok(())
+    }
+
+    fn send_snapshot(
+        &mut self,
+        reply: Option<SnapshotReply>,
+        groups: &Sender<WalJob<S>>,
+    ) -> Result<(), Stopped> {
+        debug_assert!(self.events.is_empty(), "a snapshot is taken between groups");
+        self.records_since_snapshot = 0;
+        self.stats.snapshots_in_flight.fetch_add(1, Relaxed);
+        let seq = self.next_seq - 1;
+        let snapshot = self.state.snapshot();
+        groups
+            .send(WalJob::Snapshot {
+                seq,
+                snapshot,
+                reply,
+            })
+            .map_err(|_| Stopped)
+    }
+
+    fn handle(&mut self, request: Request<S>, groups: &Sender<WalJob<S>>) -> Result<(), Stopped> {
+        match request {
+            Request::Run(run) => {
+                let mut tx = Tx::new(&mut self.state, &mut self.events);
+                let completion = run(&mut tx);
+                self.completions.push(completion);
+            }
+            Request::Snapshot(reply) => {
+                if !self.has_snapshots {
+                    let _ = reply.send(Err(EngineError::NoSnapshotStore));
+                    return Ok(());
+                }
+                // The snapshot must sit exactly between two groups: send what is formed first.
+                if !self.group_is_empty() {
+                    let job = self.take_group();
+                    groups.send(job).map_err(|_| Stopped)?;
+                }
+                self.send_snapshot(Some(reply), groups)?;
+            }
+            Request::Shutdown => self.shutting_down = true,
+        }
+        Ok(())
+    }
+}
+
+/// The WAL thread is gone (it failed): the engine stops.
+#[derive(Debug)]
+pub(crate) struct Stopped;
+
+/// After a WAL failure: drops every queued and later request unanswered, which resolves its
+/// `Pending` as `Stopped`. Queued requests must be dropped here, not left in the channel,
+/// or their callers would wait for as long as the `Engine` handle lives.
+fn refuse_until_shutdown<S: StateMachine>(requests: Receiver<Request<S>>) {
+    for request in requests.iter() {
+        if let Request::Shutdown = request {
+            break;
+        }
+    }
+}
+
+/// How long the WAL thread waits for a group before doing a trim step.
+const IDLE_TRIM_INTERVAL: Duration = Duration::from_millis(50);
+
+pub(crate) fn run_wal<S: StateMachine>(
+    mut wal: Box<dyn Wal>,
+    groups: Receiver<WalJob<S>>,
+    snapshots: Sender<SnapshotJob<S>>,
+    stats: &SharedStats,
+    config: &EngineConfig,
+) {
+    let mut records = RecordGroup::new(1);
+    let mut trimmed_before: u64 = 0;
+    loop {
+        let job = match groups.recv_timeout(IDLE_TRIM_INTERVAL) {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                trim_step(wal.as_mut(), stats, config, &mut trimmed_before);
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        match job {
+            WalJob::Group {
+                first_seq,
+                events,
+                completions,
+            } => {
+                if !events.is_empty() {
+                    records.reset(first_seq);
+                    for event in &events {
+                        records.push_event(event);
+                    }
+                    #[cfg(debug_assertions)]
+                    check_round_trip::<S>(&records, &events);
+                    let started = Instant::now();
+                    if let Err(error) = wal.append(&records).and_then(|()| wal.sync()) {
+                        wal_failed(config.on_wal_failure, first_seq, &error);
+                        // Dropping the completions answers every waiting request `Stopped`:
+                        // this group's, and those of every group sent until shutdown.
+                        drop(completions);
+                        for job in groups.iter() {
+                            drop(job);
+                        }
+                        return;
+                    }
+                    let sync_us = started.elapsed().as_micros() as u64;
+                    stats.durable_seq.store(records.last_seq(), Release);
+                    stats.record_group(events.len() as u64, Some(sync_us));
+                } else {
+                    stats.record_group(0, None);
+                }
+                for completion in completions {
+                    completion(Ok(()));
+                }
+                trim_step(wal.as_mut(), stats, config, &mut trimmed_before);
+            }
+            WalJob::Snapshot {
+                seq,
+                snapshot,
+                reply,
+            } => {
+                // Everything up to `seq` is durable: every earlier group was synced above.
+                assert!(
+                    stats.durable_seq.load(Acquire) >= seq,
+                    "snapshot ahead of the WAL"
+                );
+                if let Err(failed) = snapshots.send(SnapshotJob {
+                    seq,
+                    snapshot,
+                    reply,
+                }) {
+                    // The snapshot thread died (its panic was printed): commits go on, the WAL
+                    // keeps everything since the last snapshot.
+                    stats.snapshots_in_flight.fetch_sub(1, Relaxed);
+                    stats.snapshot_failures.fetch_add(1, Relaxed);
+                    if let Some(reply) = failed.0.reply {
+                        let _ = reply.send(Err(EngineError::Snapshot(
+                            "snapshot thread stopped".to_string(),
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    // Every group is synced: make the last trims durable too before stopping.
+    if let Err(error) = wal.sync() {
+        wal_failed(
+            config.on_wal_failure,
+            stats.durable_seq.load(Acquire),
+            &error,
+        );
+    }
+}
+
+/// Removes one step of WAL records behind the oldest kept snapshot.
+fn trim_step(
+    wal: &mut dyn Wal,
+    stats: &SharedStats,
+    config: &EngineConfig,
+    trimmed_before: &mut u64,
+) {
+    let target = stats.trim_target_seq.load(Relaxed);
+    if target <= *trimmed_before {
+        return;
+    }
+    match wal.trim_before(target, config.trim_step_records) {
+        Ok(removed) => {
+            stats.trimmed_records.fetch_add(removed as u64, Relaxed);
+            if removed < config.trim_step_records {
+                *trimmed_before = target;
+            }
+        }
+        Err(error) => wal_failed(config.on_wal_failure, target, &error),
+    }
+}
+
+fn wal_failed(policy: WalFailure, seq: u64, error: &std::io::Error) {
+    tracing::error!(seq, %error, "ledger WAL failed: stopping, nothing more is acknowledged");
+    match policy {
+        WalFailure::Abort => {
+            eprintln!(
+                "FATAL: ledger WAL write or sync failed near record {seq}: {error}. \
+                 Aborting: restart recovers from what is really on disk."
+            );
+            std::process::abort();
+        }
+        WalFailure::Stop => {}
+    }
+}
+
+/// Debug builds decode every record they are about to write and compare: the WAL must hold
+/// exactly what was applied.
+#[cfg(debug_assertions)]
+fn check_round_trip<S: StateMachine>(records: &RecordGroup, events: &[S::Event]) {
+    for ((seq, payload), event) in records.iter().zip(events) {
+        let decoded: S::Event = postcard::from_bytes(payload).expect("record decodes");
+        let again = postcard::to_stdvec(&decoded).expect("record re-encodes");
+        let original = postcard::to_stdvec(event).expect("event encodes");
+        assert_eq!(again, original, "record {seq} does not round-trip");
+    }
+}
+
+pub(crate) fn run_snapshots<S: StateMachine>(
+    store: SnapshotStore,
+    jobs: Receiver<SnapshotJob<S>>,
+    stats: &SharedStats,
+) {
+    for SnapshotJob {
+        seq,
+        snapshot,
+        reply,
+    } in jobs
+    {
+        let result = store.write(seq, &snapshot);
+        drop(snapshot);
+        stats.snapshots_in_flight.fetch_sub(1, Relaxed);
+        let result = match result {
+            Ok(info) => {
+                stats.snapshots.fetch_add(1, Relaxed);
+                stats.last_snapshot_seq.store(seq, Relaxed);
+                stats
+                    .last_snapshot_us
+                    .store(info.write_duration.as_micros() as u64, Relaxed);
+                // The WAL is kept from the older kept snapshot on, so either snapshot can be
+                // recovered from; its own record stays, to prove the overlap at recovery.
+                stats
+                    .trim_target_seq
+                    .fetch_max(info.wal_needed_from_seq, Relaxed);
+                tracing::info!(
+                    seq,
+                    bytes = info.bytes,
+                    ms = info.write_duration.as_millis() as u64,
+                    "snapshot written"
+                );
+                Ok(info)
+            }
+            Err(error) => {
+                // Not fatal: the WAL still holds everything since the last good snapshot.
+                stats.snapshot_failures.fetch_add(1, Relaxed);
+                tracing::error!(seq, %error, "snapshot failed");
+                Err(EngineError::Snapshot(error.to_string()))
+            }
+        };
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! The group-commit engine on the simulated disk: grouping, answers only when durable,
+//! idempotency, snapshots with trimming, recovery, shutdown.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use ledger::sim_disk::CrashFaults;
+use ledger::*;
+
+fn test_config() -> EngineConfig {
+    EngineConfig {
+        on_wal_failure: WalFailure::Stop,
+        snapshot_every_records: 0,
+        ..EngineConfig::default()
+    }
+}
+
+/// The disk as a restart finds it: what was synced, no faults.
+fn restart(disk: &SimDisk) -> SimDisk {
+    SimDisk::from_image(
+        disk.crash_with(
+            0,
+            CrashFaults {
+                tear: false,
+                flip: false,
+            },
+        )
+        .image,
+    )
+}
+
+/// Runs `count` workload events through the engine, one request each, all in flight at once.
+fn run_workload(
+    engine: &Engine<Book>,
+    workload: &Arc<Mutex<Workload>>,
+    count: usize,
+) -> Vec<LedgerEvent> {
+    let executed: Arc<Mutex<Vec<LedgerEvent>>> = Arc::default();
+    let pending: Vec<_> = (0..count)
+        .map(|_| {
+            let (workload, executed) = (workload.clone(), executed.clone());
+            engine.execute(move |tx| {
+                let event = workload.lock().unwrap().next_event(tx.state());
+                executed.lock().unwrap().push(event.clone());
+                tx.emit(event);
+            })
+        })
+        .collect();
+    for result in pending.into_iter().map(Pending::wait) {
+        result.unwrap();
+    }
+    Arc::try_unwrap(executed).unwrap().into_inner().unwrap()
+}
+
+#[test]
+fn concurrent_requests_share_groups_and_one_sync_each() {
+    let disk = SimDisk::new();
+    let (engine, report) =
+        Engine::open(Box::new(disk.clone()), None, test_config(), Book::new).unwrap();
+    assert_eq!((report.snapshot_seq, report.last_seq), (0, 0));
+    let workload = Arc::new(Mutex::new(Workload::new(1)));
+    let events = run_workload(&engine, &workload, 5_000);
+    let stats = engine.stats();
+    assert_eq!(stats.events, 5_000);
+    assert_eq!(stats.durable_seq, 5_000);
+    assert!(stats.groups < 5_000, "no grouping happened: {stats:?}");
+    assert_eq!(stats.syncs, disk.syncs(), "one sync per group with events");
+    assert_eq!(stats.sync_us_buckets.iter().sum::<u64>(), stats.syncs);
+    engine.shutdown();
+
+    let (engine, report) =
+        Engine::open(Box::new(restart(&disk)), None, test_config(), Book::new).unwrap();
+    assert_eq!(report.last_seq, 5_000);
+    let fingerprint_now = engine.execute(|tx| fingerprint(tx.state())).wait().unwrap();
+    assert_eq!(fingerprint_now, fingerprint(&apply_all(&events)));
+}
+
+#[test]
+fn same_transfer_twice_through_the_engine_is_applied_once() {
+    let disk = SimDisk::new();
+    let (engine, _) = Engine::open(Box::new(disk.clone()), None, test_config(), Book::new).unwrap();
+    let setup = engine.execute(|tx| {
+        let mut ids = Vec::new();
+        for kind in [
+            AccountKind::BankSettlement,
+            AccountKind::CardStoredValue,
+            AccountKind::MerchantPayable,
+        ] {
+            let id = tx.state().next_account_id();
+            tx.emit(LedgerEvent::OpenAccount { id, kind });
+            ids.push(id);
+        }
+        tx.emit(LedgerEvent::Post(top_up(1, ids[0], ids[1], 1_000)));
+        ids
+    });
+    let ids = setup.wait().unwrap();
+    let (card, merchant) = (ids[1], ids[2]);
+    // What the switch does: prepare, and emit only a new transfer.
+    let submit = |amount| {
+        engine.execute(
+            move |tx| match tx.state().prepare(&purchase(2, card, merchant, amount)) {
+                Ok(Prepared::New) => {
+                    tx.emit(LedgerEvent::Post(purchase(2, card, merchant, amount)));
+                    Ok(tx.state().balance_minor(card))
+                }
+                Ok(Prepared::Duplicate(first)) => Err(first.transfer.amount_minor()),
+                Err(error) => panic!("{error}"),
+            },
+        )
+    };
+    assert_eq!(submit(300).wait().unwrap(), Ok(Some(700)));
+    assert_eq!(
+        submit(300).wait().unwrap(),
+        Err(300),
+        "the retry gets the first result"
+    );
+    engine.shutdown();
+    let (engine, _) =
+        Engine::open(Box::new(restart(&disk)), None, test_config(), Book::new).unwrap();
+    assert_eq!(
+        engine
+            .execute(move |tx| tx.state().balance_minor(card))
+            .wait()
+            .unwrap(),
+        Some(700)
+    );
+    assert_eq!(engine.stats().durable_seq, 5);
+}
+
+#[test]
+fn snapshots_trim_the_wal_and_recovery_replays_only_the_tail() {
+    let disk = SimDisk::new();
+    let snapshots = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        snapshot_every_records: 1_000,
+        trim_step_records: 100,
+        ..test_config()
+    };
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let (engine, _) = Engine::open(
+        Box::new(disk.clone()),
+        Some(store),
+        config.clone(),
+        Book::new,
+    )
+    .unwrap();
+    let workload = Arc::new(Mutex::new(Workload::new(2)));
+    let mut events = Vec::new();
+    for _ in 0..6 {
+        events.extend(run_workload(&engine, &workload, 1_000));
+    }
+    let info = engine.snapshot_now().wait().unwrap();
+    assert_eq!(info.seq, 6_000);
+    events.extend(run_workload(&engine, &workload, 500));
+    // Let the WAL thread finish trimming behind the snapshots.
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = engine.stats();
+    engine.shutdown();
+    assert!(stats.snapshots >= 3, "{stats:?}");
+    assert!(stats.trimmed_records > 0, "{stats:?}");
+    assert_eq!(
+        SnapshotStore::open(snapshots.path())
+            .unwrap()
+            .list()
+            .unwrap()
+            .len(),
+        2,
+        "two snapshots kept"
+    );
+
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let (engine, report) = Engine::open(
+        Box::new(restart(&disk)),
+        Some(store),
+        config.clone(),
+        Book::new,
+    )
+    .unwrap();
+    assert_eq!(report.snapshot_seq, 6_000);
+    assert_eq!(report.replayed_records, 500);
+    assert_eq!(report.last_seq, 6_500);
+    let recovered = engine.execute(|tx| fingerprint(tx.state())).wait().unwrap();
+    assert_eq!(recovered, fingerprint(&apply_all(&events)));
+    engine.shutdown();
+
+    // The newest snapshot damaged: recovery falls back to the older one and a longer replay.
+    let newest = SnapshotStore::open(snapshots.path())
+        .unwrap()
+        .list()
+        .unwrap()[0];
+    let path = snapshots.path().join(format!("snapshot-{newest:020}.snap"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[10] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let (engine, report) =
+        Engine::open(Box::new(restart(&disk)), Some(store), config, Book::new).unwrap();
+    assert!(
+        report.snapshot_seq < 6_000 && report.snapshot_seq > 0,
+        "{report:?}"
+    );
+    assert_eq!(report.last_seq, 6_500);
+    let recovered = engine.execute(|tx| fingerprint(tx.state())).wait().unwrap();
+    assert_eq!(recovered, fingerprint(&apply_all(&events)));
+}
+
+#[test]
+fn a_wal_that_does_not_reach_the_snapshot_is_refused() {
+    let snapshots = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new();
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let (engine, _) = Engine::open(
+        Box::new(disk.clone()),
+        Some(store),
+        test_config(),
+        Book::new,
+    )
+    .unwrap();
+    run_workload(&engine, &Arc::new(Mutex::new(Workload::new(3))), 100);
+    engine.snapshot_now().wait().unwrap();
+    engine.shutdown();
+    // Another (empty) WAL with this snapshot directory.
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let error = Engine::open(
+        Box::new(SimDisk::new()),
+        Some(store),
+        test_config(),
+        Book::new,
+    )
+    .err()
+    .unwrap();
+    assert!(
+        matches!(
+            error,
+            RecoveryError::WalBehindSnapshot {
+                snapshot_seq: 100,
+                first_seq: None
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn shutdown_answers_everything_queued_before_it() {
+    let disk = SimDisk::new();
+    let config = EngineConfig {
+        group_max_events: 16,
+        ..test_config()
+    };
+    let (engine, _) = Engine::open(Box::new(disk.clone()), None, config, Book::new).unwrap();
+    let pending: Vec<_> = (0..2_000)
+        .map(|_| {
+            engine.execute(|tx| {
+                let id = tx.state().next_account_id();
+                tx.emit(LedgerEvent::OpenAccount {
+                    id,
+                    kind: AccountKind::CardStoredValue,
+                });
+            })
+        })
+        .collect();
+    engine.shutdown();
+    for result in pending.into_iter().map(Pending::wait) {
+        result.unwrap();
+    }
+    assert_eq!(engine.execute(|_| ()).wait(), Err(EngineError::Stopped));
+    assert_eq!(
+        engine.snapshot_now().wait().err(),
+        Some(EngineError::Stopped)
+    );
+    let (_, report) =
+        Engine::open(Box::new(restart(&disk)), None, test_config(), Book::new).unwrap();
+    assert_eq!(report.last_seq, 2_000);
+}
+
+#[test]
+fn reads_and_snapshots_without_a_store() {
+    let (engine, _) =
+        Engine::open(Box::new(SimDisk::new()), None, test_config(), Book::new).unwrap();
+    assert_eq!(engine.execute(|tx| tx.state().accounts()).wait(), Ok(0));
+    assert_eq!(
+        engine.snapshot_now().wait().err(),
+        Some(EngineError::NoSnapshotStore)
+    );
+}
+
+#[test]
+fn pending_is_a_future() {
+    let (engine, _) =
+        Engine::open(Box::new(SimDisk::new()), None, test_config(), Book::new).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let accounts = runtime.block_on(async {
+        let open = engine.execute(|tx| {
+            let id = tx.state().next_account_id();
+            tx.emit(LedgerEvent::OpenAccount {
+                id,
+                kind: AccountKind::CashDesk,
+            });
+        });
+        open.await.unwrap();
+        engine.execute(|tx| tx.state().accounts()).await
+    });
+    assert_eq!(accounts, Ok(1));
+}
+
+#[test]
+fn try_execute_reports_a_full_queue() {
+    let config = EngineConfig {
+        queue_depth_max: 1,
+        ..test_config()
+    };
+    let (engine, _) = Engine::open(Box::new(SimDisk::new()), None, config, Book::new).unwrap();
+    let gate = Arc::new(std::sync::Barrier::new(2));
+    let (started_sender, started) = std::sync::mpsc::channel();
+    let held = {
+        let gate = gate.clone();
+        engine.execute(move |_| {
+            started_sender.send(()).unwrap();
+            gate.wait();
+        })
+    };
+    // Once the engine thread is inside the first request, one more fits in the queue.
+    started.recv().unwrap();
+    let queued = engine.try_execute(|_| ()).unwrap();
+    let mut busy = false;
+    for _ in 0..100 {
+        match engine.try_execute(|_| ()) {
+            Err(EngineError::Busy(_)) => {
+                busy = true;
+                break;
+            }
+            Ok(extra) => drop(extra),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    gate.wait();
+    assert!(busy, "a full queue was not reported");
+    held.wait().unwrap();
+    queued.wait().unwrap();
+}

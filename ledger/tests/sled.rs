@@ -1,0 +1,311 @@
+//! The engine on the real WAL (sled): restart, damaged records, trimming, and a writer
+//! process killed at random points of its commit path. Kept small: every group fsyncs.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use ledger::sim_disk::SimRng;
+use ledger::*;
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        snapshot_every_records: 0,
+        ..EngineConfig::default()
+    }
+}
+
+fn open(dir: &Path) -> Result<(Engine<Book>, RecoveryReport), RecoveryError> {
+    Engine::open(Box::new(open_wal(dir)), None, config(), Book::new)
+}
+
+/// Writes `count` workload events, a few per group, and returns them in log order.
+fn fill(dir: &Path, count: usize) -> Vec<LedgerEvent> {
+    let (engine, _) = open(dir).unwrap();
+    let workload = Arc::new(Mutex::new(Workload::new(11)));
+    let executed: Arc<Mutex<Vec<LedgerEvent>>> = Arc::default();
+    for chunk in 0..count / 10 {
+        let pending: Vec<_> = (0..10)
+            .map(|_| {
+                let (workload, executed) = (workload.clone(), executed.clone());
+                engine.execute(move |tx| {
+                    let event = workload.lock().unwrap().next_event(tx.state());
+                    executed.lock().unwrap().push(event.clone());
+                    tx.emit(event);
+                })
+            })
+            .collect();
+        for result in pending.into_iter().map(Pending::wait) {
+            result.unwrap_or_else(|error| panic!("chunk {chunk}: {error}"));
+        }
+    }
+    engine.shutdown();
+    let events = executed.lock().unwrap().clone();
+    events
+}
+
+/// sled releases its file lock from a background thread shortly after the last handle is
+/// dropped: a reopen right after a close may have to wait for it.
+fn open_wal(dir: &Path) -> SledWal {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match SledWal::open(dir) {
+            Ok(wal) => return wal,
+            Err(error) if std::time::Instant::now() < deadline => {
+                eprintln!("reopening the WAL: {error}; retrying");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(error) => panic!("cannot reopen the WAL: {error}"),
+        }
+    }
+}
+
+fn state(engine: &Engine<Book>) -> Vec<u8> {
+    engine.execute(|tx| fingerprint(tx.state())).wait().unwrap()
+}
+
+#[test]
+fn restart_recovers_every_acknowledged_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = fill(dir.path(), 100);
+    let (engine, report) = open(dir.path()).unwrap();
+    assert_eq!(report.last_seq, 100);
+    assert!(!report.torn_tail_dropped);
+    assert_eq!(state(&engine), fingerprint(&apply_all(&events)));
+}
+
+#[test]
+fn truncated_final_record_is_dropped_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = fill(dir.path(), 50);
+    {
+        let wal = open_wal(dir.path());
+        let (key, value) = wal.tree().last().unwrap().unwrap();
+        wal.tree().insert(key, &value[..value.len() - 3]).unwrap();
+        wal.tree().flush().unwrap();
+    }
+    let (engine, report) = open(dir.path()).unwrap();
+    assert!(report.torn_tail_dropped);
+    assert_eq!(report.torn_tail.as_ref().unwrap().seq, Some(50));
+    assert_eq!(report.last_seq, 49);
+    assert_eq!(state(&engine), fingerprint(&apply_all(&events[..49])));
+    // New records follow the last good one.
+    engine
+        .execute(|tx| {
+            let id = tx.state().next_account_id();
+            tx.emit(LedgerEvent::OpenAccount {
+                id,
+                kind: AccountKind::FeeRevenue,
+            });
+        })
+        .wait()
+        .unwrap();
+    engine.shutdown();
+    drop(engine);
+    let (_, report) = open(dir.path()).unwrap();
+    assert_eq!((report.last_seq, report.torn_tail_dropped), (50, false));
+}
+
+#[test]
+fn flipped_byte_in_a_middle_record_refuses_to_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 30);
+    {
+        let wal = open_wal(dir.path());
+        let key = 17u64.to_be_bytes();
+        let mut value = wal.tree().get(key).unwrap().unwrap().to_vec();
+        value[6] ^= 0x01;
+        wal.tree().insert(key, value).unwrap();
+        wal.tree().flush().unwrap();
+    }
+    let error = open(dir.path())
+        .err()
+        .expect("a damaged middle record must stop the start");
+    assert!(
+        matches!(error, RecoveryError::Wal(WalError::Corrupt { seq: 17, .. })),
+        "{error}"
+    );
+    assert!(error.to_string().contains("record 17"), "{error}");
+}
+
+#[test]
+fn missing_middle_record_refuses_to_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 30);
+    {
+        let wal = open_wal(dir.path());
+        wal.tree().remove(9u64.to_be_bytes()).unwrap();
+        wal.tree().flush().unwrap();
+    }
+    let error = open(dir.path()).err().expect("a hole must stop the start");
+    assert!(
+        matches!(error, RecoveryError::Wal(WalError::Missing { seq: 9 })),
+        "{error}"
+    );
+}
+
+#[test]
+fn snapshots_trim_sled_and_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let wal_dir = dir.path().join("wal");
+    let config = EngineConfig {
+        snapshot_every_records: 100,
+        ..config()
+    };
+    let open = || {
+        let store = SnapshotStore::open(&snapshots).unwrap();
+        Engine::open(
+            Box::new(open_wal(&wal_dir)),
+            Some(store),
+            config.clone(),
+            Book::new,
+        )
+        .unwrap()
+    };
+    let (engine, _) = open();
+    let workload = Arc::new(Mutex::new(Workload::new(5)));
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        let pending: Vec<_> = (0..10)
+            .map(|_| {
+                let workload = workload.clone();
+                engine.execute(move |tx| {
+                    let event = workload.lock().unwrap().next_event(tx.state());
+                    tx.emit(event.clone());
+                    event
+                })
+            })
+            .collect();
+        events.extend(pending.into_iter().map(|pending| pending.wait().unwrap()));
+    }
+    engine.snapshot_now().wait().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(engine.stats().trimmed_records > 0, "{:?}", engine.stats());
+    engine.shutdown();
+    drop(engine);
+    let records = open_wal(&wal_dir).tree().len();
+    assert!(records < 400, "{records} records left after trimming");
+    let (engine, report) = open();
+    assert_eq!((report.snapshot_seq, report.last_seq), (400, 400));
+    assert_eq!(state(&engine), fingerprint(&apply_all(&events)));
+}
+
+const CHILD_DIR: &str = "LEDGER_SLED_CHILD_DIR";
+
+/// The writer the kill test starts in a child process (it does nothing in a normal run):
+/// top-ups with ids 1, 2, 3, ... and an "ACK <id>" line once each is durable.
+#[test]
+fn sled_child_writer() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let (engine, _) = open(Path::new(&dir)).unwrap();
+    let (bank, card) = (AccountId(0), AccountId(1));
+    let next_id = engine
+        .execute(move |tx| {
+            if tx.state().accounts() == 0 {
+                tx.emit(LedgerEvent::OpenAccount {
+                    id: bank,
+                    kind: AccountKind::BankSettlement,
+                });
+                tx.emit(LedgerEvent::OpenAccount {
+                    id: card,
+                    kind: AccountKind::CardStoredValue,
+                });
+            }
+            tx.state().transfers() as u128 + 1
+        })
+        .wait()
+        .unwrap();
+    let mut stdout = std::io::stdout().lock();
+    let mut in_flight = std::collections::VecDeque::new();
+    for id in next_id.. {
+        in_flight.push_back((
+            id,
+            engine.execute(move |tx| tx.emit(LedgerEvent::Post(top_up(id, bank, card, 1)))),
+        ));
+        if in_flight.len() >= 32 {
+            let (id, pending) = in_flight.pop_front().unwrap();
+            pending.wait().unwrap();
+            writeln!(stdout, "ACK {id}").unwrap();
+            stdout.flush().unwrap();
+        }
+    }
+}
+
+#[test]
+fn writer_killed_at_random_points_recovers_the_acknowledged_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = SimRng::new(42);
+    let mut acked_total = 0u128;
+    for round in 0..4 {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "sled_child_writer",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let acked = Arc::new(Mutex::new(0u128));
+        let reader = {
+            let acked = acked.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(id) = line.strip_prefix("ACK ") {
+                        *acked.lock().unwrap() = id.parse().unwrap();
+                    }
+                }
+            })
+        };
+        // Wait for the first acknowledgement, then kill at a random point of the load.
+        for _ in 0..500 {
+            if *acked.lock().unwrap() > acked_total {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        std::thread::sleep(Duration::from_millis(20 + rng.below(200)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        reader.join().unwrap();
+        let acked = *acked.lock().unwrap();
+        assert!(
+            acked > acked_total,
+            "round {round}: the writer acknowledged nothing"
+        );
+
+        let (engine, report) = open(dir.path()).unwrap();
+        let (recovered, holes) = engine
+            .execute(move |tx| {
+                let book = tx.state();
+                let recovered = book.transfers() as u128;
+                let holes = (1..=recovered)
+                    .filter(|id| book.transfer(TransferId(*id)).is_none())
+                    .count();
+                (recovered, holes)
+            })
+            .wait()
+            .unwrap();
+        assert!(
+            recovered >= acked,
+            "round {round}: acknowledged {acked}, recovered {recovered} ({report:?})"
+        );
+        assert_eq!(
+            holes, 0,
+            "round {round}: the recovered transfers are not a prefix"
+        );
+        acked_total = recovered;
+    }
+}
