@@ -1,0 +1,156 @@
+//! Card endpoints: issue, show, lost / found, cash at the desk.
+
+use axum::body::Bytes;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Json;
+use ledger::transfer::TransferKind;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::reply::{parse_json, ApiError};
+use super::HostRef;
+use crate::clock::now_ms;
+use crate::money::{format_amount, parse_amount};
+use crate::ops::cards::{desk_cash, issue_card, parse_pan, set_lost, NewCard};
+use crate::state::cards::{Card, CardStatus};
+use crate::state::HostState;
+
+fn card_json(state: &HostState, card: &Card, policy: &crate::policy::Policy) -> Value {
+    let balance_minor = state.card_balance_minor(card);
+    let status = match card.status {
+        CardStatus::Lost => "lost",
+        CardStatus::Cancelled => "cancelled",
+        CardStatus::Active if balance_minor < 0 => "frozen",
+        CardStatus::Active => "active",
+    };
+    let limits = card.limits.over(policy.kind_limits(card.kind));
+    json!({
+        "pan": card.pan.as_str(),
+        "kind": card.kind.as_str(),
+        "status": status,
+        "balance": format_amount(balance_minor),
+        "holder_name": card.holder_name,
+        "holder_id": card.holder_id,
+        "expiry": card.expiry.as_yymm(),
+        "bank_account_linked": card.bank_account.is_some(),
+        "pin_set": card.pin_verifier.is_some(),
+        "pin_tries_failed": card.pin_tries_failed,
+        "limits": {
+            "per_txn": format_amount(limits.per_txn_minor as i64),
+            "daily_amount": format_amount(limits.daily_amount_minor as i64),
+            "daily_count": limits.daily_count,
+            "pin_threshold": format_amount(limits.pin_threshold_minor as i64),
+        },
+        "replaced_by": card.replaced_by.map(|p| p.as_str().to_owned()),
+    })
+}
+
+pub async fn issue(host: HostRef, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+    let new: NewCard = parse_json(&body)?;
+    let policy = host.policy.clone();
+    let body = host
+        .engine
+        .execute(move |tx| {
+            let card = issue_card(tx, &policy, &new)?;
+            Ok::<_, crate::ops::OpError>(card_json(tx.state(), &card, &policy))
+        })
+        .await??;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn show(host: HostRef, Path(pan): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    let pan = parse_pan(&pan)?;
+    let policy = host.policy.clone();
+    let body = host
+        .engine
+        .execute(move |tx| {
+            let state = tx.state();
+            state.card(&pan).map(|card| card_json(state, card, &policy))
+        })
+        .await?;
+    body.map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("card {pan} is not issued")))
+}
+
+async fn set_lost_status(host: HostRef, pan: String, lost: bool) -> Result<Json<Value>, ApiError> {
+    let pan = parse_pan(&pan)?;
+    let policy = host.policy.clone();
+    let now = now_ms();
+    let body = host
+        .engine
+        .execute(move |tx| {
+            set_lost(tx, &pan, lost, now)?;
+            let state = tx.state();
+            let mut body = card_json(state, state.card(&pan).expect("just checked"), &policy);
+            body["blacklist_version"] = json!(state.blacklist.version());
+            Ok::<_, crate::ops::OpError>(body)
+        })
+        .await??;
+    Ok(Json(body))
+}
+
+pub async fn lost(host: HostRef, Path(pan): Path<String>) -> Result<Json<Value>, ApiError> {
+    set_lost_status(host, pan, true).await
+}
+
+pub async fn found(host: HostRef, Path(pan): Path<String>) -> Result<Json<Value>, ApiError> {
+    set_lost_status(host, pan, false).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeskRequest {
+    amount: String,
+    reference: String,
+}
+
+async fn desk(
+    host: HostRef,
+    pan: String,
+    body: Bytes,
+    kind: TransferKind,
+) -> Result<impl IntoResponse, ApiError> {
+    let pan = parse_pan(&pan)?;
+    let request: DeskRequest = parse_json(&body)?;
+    let amount_minor =
+        parse_amount(&request.amount).map_err(|e| ApiError::BadRequest(format!("amount: {e}")))?;
+    let now = now_ms();
+    let reference = request.reference.clone();
+    let result = host
+        .engine
+        .execute(move |tx| desk_cash(tx, &pan, kind, amount_minor, &reference, now))
+        .await??;
+    let status = if result.repeated {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((
+        status,
+        Json(json!({
+            "pan": pan.as_str(),
+            "reference": request.reference,
+            "amount": format_amount(result.amount_minor as i64),
+            "balance": format_amount(result.balance_minor),
+            "repeated": result.repeated,
+        })),
+    ))
+}
+
+pub async fn deposit(
+    host: HostRef,
+    Path(pan): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    desk(host, pan, body, TransferKind::Deposit).await
+}
+
+pub async fn withdraw(
+    host: HostRef,
+    Path(pan): Path<String>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    desk(host, pan, body, TransferKind::Withdrawal).await
+}

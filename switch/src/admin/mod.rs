@@ -1,0 +1,97 @@
+//! The admin API (PROTOCOL.md 8): HTTP + JSON on the admin listener, bearer-token auth, and
+//! the unauthenticated /healthz, /readyz and /metrics.
+
+mod cards;
+mod registry;
+mod reply;
+mod statement;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::host::{Host, Shared};
+pub use reply::ApiError;
+
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+    let api = Router::new()
+        .route("/v1/merchants", post(registry::create_merchant))
+        .route("/v1/terminals", post(registry::create_terminal))
+        .route("/v1/cards", post(cards::issue))
+        .route("/v1/cards/{pan}", get(cards::show))
+        .route("/v1/cards/{pan}/transactions", get(statement::statement))
+        .route("/v1/cards/{pan}/lost", post(cards::lost))
+        .route("/v1/cards/{pan}/found", post(cards::found))
+        .route("/v1/cards/{pan}/deposits", post(cards::deposit))
+        .route("/v1/cards/{pan}/withdrawals", post(cards::withdraw))
+        .route("/v1/ledger/check", get(registry::ledger_check))
+        .route_layer(middleware::from_fn_with_state(shared.clone(), authorize));
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .merge(api)
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .with_state(shared);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await;
+}
+
+async fn readyz(State(shared): State<Arc<Shared>>) -> Response {
+    if shared.ready.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "recovering\n").into_response()
+    }
+}
+
+async fn metrics(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        shared.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Bearer-token check, comparing every configured token in constant time.
+async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let operator = shared.tokens.iter().fold(None, |found, (name, token)| {
+        let matches: bool = token.as_bytes().ct_eq(presented.as_bytes()).into();
+        found.or(matches.then(|| name.clone()))
+    });
+    let Some(operator) = operator else {
+        return ApiError::Unauthorized.into_response();
+    };
+    let Some(host) = shared.host.get().cloned() else {
+        return ApiError::Unavailable.into_response();
+    };
+    request.extensions_mut().insert(Operator(operator));
+    request.extensions_mut().insert(host);
+    next.run(request).await
+}
+
+/// The name of the token a request was made with, for the audit trail.
+#[derive(Clone, Debug)]
+pub struct Operator(pub String);
+
+pub type HostRef = axum::Extension<Arc<Host>>;

@@ -1,0 +1,59 @@
+//! Errors and bodies of the admin API: every error is `{"error": "..."}` with a 4xx status.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+
+use crate::ops::OpError;
+
+#[derive(Debug)]
+pub enum ApiError {
+    BadRequest(String),
+    Unauthorized,
+    NotFound(String),
+    Conflict(String),
+    Unavailable,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
+            ApiError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token".to_owned(),
+            ),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, m),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the host is not ready".to_owned(),
+            ),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(error: OpError) -> ApiError {
+        match error {
+            OpError::Invalid(m) => ApiError::BadRequest(m),
+            OpError::NotFound(m) => ApiError::NotFound(m),
+            OpError::Conflict(m) => ApiError::Conflict(m),
+        }
+    }
+}
+
+impl From<ledger::engine::EngineError> for ApiError {
+    fn from(_: ledger::engine::EngineError) -> ApiError {
+        ApiError::Unavailable
+    }
+}
+
+/// Parses a JSON body, answering 400 with serde's reason (axum's own extractor answers 422
+/// with plain text, which is not this API's error shape).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+}

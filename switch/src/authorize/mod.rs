@@ -1,0 +1,307 @@
+//! Decisions on terminal requests (PROTOCOL.md 3). One function owns the control flow of a
+//! request ([`terminal_request`]): who is asking, is the message complete, is it authentic,
+//! has it been answered before; then one module per message type decides.
+//!
+//! Everything here runs on the ledger engine's thread against the current state, and changes
+//! it only by emitting events, so a decision and its posting are one atomic step.
+
+mod balance;
+mod checks;
+pub mod network;
+mod purchase;
+mod refund;
+mod reversal;
+mod topup;
+
+use codec::{Field, Message, Mti, ResponseCode};
+use ledger::state_machine::Tx;
+use ledger::transfer::TransferId;
+use sha2::{Digest, Sha256};
+
+use crate::policy::Policy;
+use crate::state::answers::{Answer, Reply, RequestKey};
+use crate::state::ids::{MerchantId, TerminalId};
+use crate::state::registry::Terminal;
+use crate::state::{HostEvent, HostState};
+
+pub type HostTx<'a> = Tx<'a, HostState>;
+
+/// What the link needs to answer a request: the reply fields, F48 when there is one, and the
+/// key to MAC the response with.
+#[derive(Clone, Debug)]
+pub struct Decision {
+    pub reply: Reply,
+    pub private_data: Option<String>,
+    pub mac_key: Option<[u8; 16]>,
+    /// Why a request was declined, for the log line (never a PAN or key).
+    pub reason: Option<&'static str>,
+}
+
+/// The kinds of terminal request, by MTI and processing code.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum RequestType {
+    NetworkManagement,
+    BalanceInquiry,
+    Purchase,
+    Refund,
+    TopUp,
+    Reversal,
+    /// Handled by later modules (offline advices, batches): answered `12` until then.
+    Unsupported,
+}
+
+/// The F39 to answer when the message cannot even be classified.
+pub const UNKNOWN_PROCESSING_CODE: ResponseCode = ResponseCode::InvalidTransaction;
+
+fn classify(msg: &Message) -> RequestType {
+    let code = msg.processing_code();
+    match msg.mti() {
+        Mti::NETWORK_REQUEST => RequestType::NetworkManagement,
+        Mti::AUTHORIZATION_REQUEST => match code {
+            Some(310_000) | None => RequestType::BalanceInquiry,
+            Some(_) => RequestType::Unsupported,
+        },
+        Mti::FINANCIAL_REQUEST => match code {
+            // Without F3 it is read as a purchase, whose required fields then answer `30`.
+            Some(0) | None => RequestType::Purchase,
+            Some(200_000) => RequestType::Refund,
+            Some(400_000) => RequestType::TopUp,
+            _ => RequestType::Unsupported,
+        },
+        Mti::REVERSAL_REQUEST
+        | Mti::REVERSAL_REQUEST_REPEAT
+        | Mti::REVERSAL_ADVICE
+        | Mti::REVERSAL_ADVICE_REPEAT => RequestType::Reversal,
+        _ => RequestType::Unsupported,
+    }
+}
+
+/// Fields each request type must carry (PROTOCOL.md 3.1-3.6); a missing one is `30`.
+fn required_fields(kind: RequestType) -> &'static [Field] {
+    use Field::*;
+    match kind {
+        RequestType::NetworkManagement => &[TransmissionDateTime, Stan, TerminalId, NetworkCode],
+        RequestType::BalanceInquiry => &[
+            Pan,
+            ProcessingCode,
+            TransmissionDateTime,
+            Stan,
+            LocalTime,
+            LocalDate,
+            TerminalId,
+            MerchantId,
+            Batch,
+        ],
+        RequestType::Purchase | RequestType::TopUp => &[
+            Pan,
+            ProcessingCode,
+            Amount,
+            TransmissionDateTime,
+            Stan,
+            LocalTime,
+            LocalDate,
+            TerminalId,
+            MerchantId,
+            Batch,
+        ],
+        RequestType::Refund => &[
+            Pan,
+            ProcessingCode,
+            Amount,
+            TransmissionDateTime,
+            Stan,
+            LocalTime,
+            LocalDate,
+            Rrn,
+            TerminalId,
+            MerchantId,
+            Batch,
+        ],
+        RequestType::Reversal => &[
+            Pan,
+            ProcessingCode,
+            Amount,
+            TransmissionDateTime,
+            Stan,
+            TerminalId,
+            MerchantId,
+            Batch,
+            OriginalData,
+        ],
+        RequestType::Unsupported => &[Stan, TerminalId],
+    }
+}
+
+/// Decides a terminal request. `digest` is the request's content digest (for 3.7).
+pub fn terminal_request(
+    tx: &mut HostTx<'_>,
+    msg: &Message,
+    policy: &Policy,
+    now_ms: u64,
+) -> Decision {
+    let state = tx.state();
+    let day = state.business_day;
+    let decline = |code, reason, mac_key| Decision {
+        reply: Reply::declined(code, day),
+        private_data: None,
+        mac_key,
+        reason: Some(reason),
+    };
+
+    let Some(terminal) = msg
+        .terminal_id()
+        .and_then(TerminalId::parse)
+        .and_then(|id| state.terminals.get(&id))
+    else {
+        return decline(
+            ResponseCode::UnknownTerminal,
+            "terminal not registered",
+            None,
+        );
+    };
+    let mac_key = terminal.mac_required.then_some(terminal.tak).flatten();
+    let kind = classify(msg);
+    if kind != RequestType::NetworkManagement {
+        let merchant = msg.merchant_id().and_then(MerchantId::parse);
+        if merchant != Some(terminal.merchant) {
+            return decline(
+                ResponseCode::UnknownTerminal,
+                "merchant does not match the terminal",
+                mac_key,
+            );
+        }
+        if !terminal.signed_on {
+            return decline(
+                ResponseCode::UnknownTerminal,
+                "terminal not signed on",
+                mac_key,
+            );
+        }
+    }
+    if let Some(field) = required_fields(kind).iter().find(|f| !msg.has(**f)) {
+        let _ = field;
+        return decline(ResponseCode::FormatError, "required field missing", mac_key);
+    }
+    if let Some(reason) = checks::format(msg, policy) {
+        return decline(ResponseCode::FormatError, reason, mac_key);
+    }
+    if terminal.mac_required && !checks::mac_valid(msg, terminal) {
+        return decline(ResponseCode::MacFailure, "MAC missing or wrong", mac_key);
+    }
+
+    let key = request_key(msg, terminal);
+    let digest = content_digest(msg);
+    let answers_kept = matches!(
+        kind,
+        RequestType::Purchase | RequestType::Refund | RequestType::TopUp | RequestType::Reversal
+    );
+    if answers_kept {
+        if let Some(answer) = state.answers.get(&key) {
+            return if answer.digest == digest {
+                Decision {
+                    reply: answer.reply,
+                    private_data: None,
+                    mac_key,
+                    reason: None,
+                }
+            } else {
+                decline(
+                    ResponseCode::DuplicateDifferent,
+                    "same F41, F11 and F7 with different content",
+                    mac_key,
+                )
+            };
+        }
+    }
+
+    let terminal = terminal.clone();
+    let mut decision = match kind {
+        RequestType::NetworkManagement => network::decide(tx, msg, &terminal, policy),
+        RequestType::BalanceInquiry => balance::decide(tx, msg, &terminal, policy),
+        RequestType::Purchase => purchase::decide(tx, msg, &terminal, policy, key, now_ms),
+        RequestType::Refund => refund::decide(tx, msg, &terminal, key, now_ms),
+        RequestType::TopUp => topup::decide(tx, msg, &terminal, policy),
+        RequestType::Reversal => reversal::decide(tx, msg, &terminal, key, now_ms),
+        RequestType::Unsupported => decline(
+            UNKNOWN_PROCESSING_CODE,
+            "unsupported message or processing code",
+            None,
+        ),
+    };
+    decision.mac_key = mac_key;
+    if answers_kept {
+        let day = tx.state().business_day;
+        tx.emit(HostEvent::Answered(Answer {
+            key,
+            digest,
+            reply: decision.reply,
+            day,
+        }));
+    }
+    decision
+}
+
+impl Reply {
+    pub fn declined(code: ResponseCode, day: ledger::transfer::BusinessDay) -> Reply {
+        Reply {
+            code: code_bytes(code),
+            settlement_day: day,
+            rrn: None,
+            approval: None,
+            balance_minor: None,
+        }
+    }
+}
+
+pub fn code_bytes(code: ResponseCode) -> [u8; 2] {
+    let s = code.as_str().as_bytes();
+    [s[0], s[1]]
+}
+
+pub fn request_key(msg: &Message, terminal: &Terminal) -> RequestKey {
+    let mut transmitted = [b'0'; 10];
+    if let Some(f7) = msg.get(Field::TransmissionDateTime) {
+        transmitted.copy_from_slice(f7);
+    }
+    RequestKey {
+        terminal: terminal.id,
+        stan: msg.stan().unwrap_or(0),
+        transmitted,
+    }
+}
+
+/// The transfer id of a terminal's financial request: its F41, F11 and F7, packed exactly
+/// (64 + 20 + 34 bits), so a retransmission or a reversal finds it without an index.
+pub fn transfer_id_of(key: &RequestKey) -> TransferId {
+    let terminal = u64::from_be_bytes(key.terminal.0) as u128;
+    let transmitted: u64 = std::str::from_utf8(&key.transmitted)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    debug_assert!(key.stan < (1 << 20) && transmitted < (1 << 34));
+    TransferId(terminal << 64 | (key.stan as u128) << 34 | transmitted as u128)
+}
+
+/// Digest of the request's bytes (MTI to the end, MAC included): 128 bits of SHA-256, stable
+/// across builds because it is stored in the log.
+pub fn content_digest(msg: &Message) -> u128 {
+    let hash = Sha256::digest(msg.as_bytes());
+    u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
+}
+
+/// `MMDDhhmmss` at the terminal, from F13 and F12.
+pub fn local_time(msg: &Message) -> [u8; 10] {
+    let mut local = [b'0'; 10];
+    if let (Some(date), Some(time)) = (msg.get(Field::LocalDate), msg.get(Field::LocalTime)) {
+        local[..4].copy_from_slice(date);
+        local[4..].copy_from_slice(time);
+    }
+    local
+}
+
+/// The approval code of an approved request: derived from its RRN, so it is unique too.
+pub fn approval_code(rrn: u64) -> [u8; 6] {
+    let mut code = [0u8; 6];
+    code.copy_from_slice(format!("A{:05}", rrn % 100_000).as_bytes());
+    code
+}

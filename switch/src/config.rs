@@ -1,0 +1,359 @@
+//! The host's configuration: a TOML file (defaults in `config/bursar.toml`) with command-line
+//! overrides. Every key has a default, so an empty file is a working configuration.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration error names the key, so the operator can fix the file in one go.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid config key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub host: HostConfig,
+    pub terminal_link: TerminalLinkConfig,
+    pub admin: AdminConfig,
+    pub bank: BankConfig,
+    pub ledger: LedgerConfig,
+    pub security: SecurityConfig,
+    pub cards: CardsConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostConfig {
+    /// Institution id (F32 on the bank link; in clearing file names).
+    pub institution_id: String,
+    /// ISO 4217 numeric currency: F49 must equal it when present.
+    pub currency: String,
+    /// Offset of local time from UTC, for business dates and the day's cut-over.
+    pub utc_offset_minutes: i32,
+    /// Local time of the daily cut-over, `HH:MM`.
+    pub cutover_time: String,
+    pub data_dir: PathBuf,
+    pub outbox_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalLinkConfig {
+    pub addr: SocketAddr,
+    pub max_frame_bytes: usize,
+    pub max_connections: usize,
+    pub max_in_flight_per_connection: usize,
+    pub idle_timeout_ms: u64,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Blacklist entries per 0810 page; bounded by what fits in F48 (LLL 999).
+    pub blacklist_page_entries: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub addr: SocketAddr,
+    /// Bearer tokens by operator name; `BURSAR_ADMIN_TOKEN` adds one named `env`.
+    pub tokens: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BankConfig {
+    /// The partner bank's host; no address means no bank link (top-ups answer `91`).
+    pub addr: Option<String>,
+    pub timeout_ms: u64,
+    pub echo_interval_ms: u64,
+    pub max_in_flight: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LedgerConfig {
+    pub group_max_events: usize,
+    pub group_wait_us: u64,
+    pub snapshot_every_records: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Key (64 hex digits) under which PIN verification values are computed.
+    pub pin_verification_key: String,
+    pub pin_tries_max: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CardKindDefaults {
+    pub per_txn: String,
+    pub daily_amount: String,
+    pub daily_count: u32,
+    pub pin_threshold: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CardsConfig {
+    pub student: CardKindDefaults,
+    pub staff: CardKindDefaults,
+    pub temporary: CardKindDefaults,
+    pub replacement_fee: String,
+    /// What a cancelled card's balance becomes: `forfeit` or `cash_desk` (paid out).
+    pub cancel_balance_to: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DemoConfig {
+    /// Register the demo merchants, terminals and cards on a fresh data directory.
+    pub seed: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: HostConfig::default(),
+            terminal_link: TerminalLinkConfig::default(),
+            admin: AdminConfig::default(),
+            bank: BankConfig::default(),
+            ledger: LedgerConfig::default(),
+            security: SecurityConfig::default(),
+            cards: CardsConfig::default(),
+            demo: DemoConfig { seed: false },
+        }
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        HostConfig {
+            institution_id: "00000001".into(),
+            currency: "156".into(),
+            utc_offset_minutes: 480,
+            cutover_time: "23:00".into(),
+            data_dir: "data".into(),
+            outbox_dir: "outbox".into(),
+        }
+    }
+}
+
+impl Default for TerminalLinkConfig {
+    fn default() -> Self {
+        TerminalLinkConfig {
+            addr: "127.0.0.1:8583".parse().expect("literal address"),
+            max_frame_bytes: 4096,
+            max_connections: 10_000,
+            max_in_flight_per_connection: 64,
+            idle_timeout_ms: 300_000,
+            tls_cert: None,
+            tls_key: None,
+            blacklist_page_entries: 50,
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            addr: "127.0.0.1:8080".parse().expect("literal address"),
+            tokens: BTreeMap::new(),
+        }
+    }
+}
+
+impl Default for BankConfig {
+    fn default() -> Self {
+        BankConfig {
+            addr: None,
+            timeout_ms: 3_000,
+            echo_interval_ms: 30_000,
+            max_in_flight: 256,
+        }
+    }
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        LedgerConfig {
+            group_max_events: 4096,
+            group_wait_us: 0,
+            snapshot_every_records: 1_000_000,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            pin_verification_key: String::new(),
+            pin_tries_max: 3,
+        }
+    }
+}
+
+impl Default for CardKindDefaults {
+    fn default() -> Self {
+        CardKindDefaults {
+            per_txn: "500.00".into(),
+            daily_amount: "1000.00".into(),
+            daily_count: 50,
+            pin_threshold: "100.00".into(),
+        }
+    }
+}
+
+impl Default for CardsConfig {
+    fn default() -> Self {
+        CardsConfig {
+            student: CardKindDefaults::default(),
+            staff: CardKindDefaults {
+                per_txn: "2000.00".into(),
+                daily_amount: "5000.00".into(),
+                daily_count: 100,
+                pin_threshold: "200.00".into(),
+            },
+            temporary: CardKindDefaults {
+                per_txn: "100.00".into(),
+                daily_amount: "200.00".into(),
+                daily_count: 20,
+                pin_threshold: "50.00".into(),
+            },
+            replacement_fee: "0.00".into(),
+            cancel_balance_to: "forfeit".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            message: one_line(&e.to_string()),
+        })
+    }
+
+    /// Checks what serde cannot: formats, ranges, and that amounts parse.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if self.host.institution_id.is_empty()
+            || self.host.institution_id.len() > 11
+            || !self.host.institution_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return invalid("host.institution_id", "must be 1 to 11 digits");
+        }
+        if self.host.currency.len() != 3 || !self.host.currency.bytes().all(|b| b.is_ascii_digit())
+        {
+            return invalid(
+                "host.currency",
+                "must be an ISO 4217 numeric code, 3 digits",
+            );
+        }
+        if !(-14 * 60..=14 * 60).contains(&self.host.utc_offset_minutes) {
+            return invalid("host.utc_offset_minutes", "must be within -840..=840");
+        }
+        if crate::clock::parse_hh_mm(&self.host.cutover_time).is_none() {
+            return invalid("host.cutover_time", "must be HH:MM");
+        }
+        let link = &self.terminal_link;
+        if !(64..=65_535).contains(&link.max_frame_bytes) {
+            return invalid("terminal_link.max_frame_bytes", "must be within 64..=65535");
+        }
+        if link.max_connections == 0 {
+            return invalid("terminal_link.max_connections", "must be at least 1");
+        }
+        if link.max_in_flight_per_connection == 0 {
+            return invalid(
+                "terminal_link.max_in_flight_per_connection",
+                "must be at least 1",
+            );
+        }
+        if link.tls_cert.is_some() != link.tls_key.is_some() {
+            return invalid("terminal_link.tls_cert", "tls_cert and tls_key go together");
+        }
+        if !(1..=50).contains(&link.blacklist_page_entries) {
+            return invalid(
+                "terminal_link.blacklist_page_entries",
+                "must be within 1..=50 (F48 holds 999 bytes)",
+            );
+        }
+        if self.bank.timeout_ms == 0 {
+            return invalid("bank.timeout_ms", "must be at least 1");
+        }
+        if self.ledger.group_max_events == 0 {
+            return invalid("ledger.group_max_events", "must be at least 1");
+        }
+        if self.ledger.snapshot_every_records == 0 {
+            return invalid("ledger.snapshot_every_records", "must be at least 1");
+        }
+        let key = &self.security.pin_verification_key;
+        if !key.is_empty() && (key.len() != 64 || hex::decode(key).is_err()) {
+            return invalid("security.pin_verification_key", "must be 64 hex digits");
+        }
+        if self.security.pin_tries_max == 0 {
+            return invalid("security.pin_tries_max", "must be at least 1");
+        }
+        for (key, kind) in [
+            ("cards.student", &self.cards.student),
+            ("cards.staff", &self.cards.staff),
+            ("cards.temporary", &self.cards.temporary),
+        ] {
+            for amount in [&kind.per_txn, &kind.daily_amount, &kind.pin_threshold] {
+                if crate::money::parse_amount(amount).is_err() {
+                    return invalid(key, &format!("`{amount}` is not an amount like \"12.34\""));
+                }
+            }
+        }
+        if crate::money::parse_amount(&self.cards.replacement_fee).is_err() {
+            return invalid("cards.replacement_fee", "must be an amount like \"5.00\"");
+        }
+        if !matches!(
+            self.cards.cancel_balance_to.as_str(),
+            "forfeit" | "cash_desk"
+        ) {
+            return invalid(
+                "cards.cancel_balance_to",
+                "must be `forfeit` or `cash_desk`",
+            );
+        }
+        for (name, token) in &self.admin.tokens {
+            if token.len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "admin.tokens",
+                    message: format!("token `{name}` must be at least 16 characters"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,186 @@
+//! Start-up and shutdown: recover the state, seed a fresh host, open the listeners, and on
+//! SIGTERM or Ctrl-C drain the requests in flight and stop the engine (which flushes the WAL).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use ledger::engine::{Engine, EngineConfig};
+use ledger::sled_wal::SledWal;
+use ledger::snapshot::SnapshotStore;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::clock::{now_ms, DateTime};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::policy::Policy;
+use crate::state::HostState;
+
+/// Everything a request handler needs, shared by all tasks.
+pub struct Host {
+    pub config: Config,
+    pub policy: Arc<Policy>,
+    pub engine: Engine<HostState>,
+    pub metrics: Arc<Metrics>,
+    pub terminal_tls: Option<TlsAcceptor>,
+}
+
+/// What the admin listener serves before recovery has finished: liveness, metrics, and
+/// `/readyz` = 503 until the host is set.
+pub struct Shared {
+    pub host: OnceLock<Arc<Host>>,
+    pub ready: AtomicBool,
+    pub metrics: Arc<Metrics>,
+    pub tokens: Vec<(String, String)>,
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared {
+        host: OnceLock::new(),
+        ready: AtomicBool::new(false),
+        metrics: metrics.clone(),
+        tokens: config
+            .admin
+            .tokens
+            .iter()
+            .map(|(name, token)| (name.clone(), token.clone()))
+            .collect(),
+    });
+    let shutdown = CancellationToken::new();
+
+    // The admin listener comes first so that /healthz and /readyz answer during recovery.
+    let admin_listener = TcpListener::bind(config.admin.addr)
+        .await
+        .with_context(|| format!("cannot listen for the admin API on {}", config.admin.addr))?;
+    info!(addr = %admin_listener.local_addr()?, "admin API listening");
+    let admin_task = tokio::spawn(crate::admin::serve(
+        admin_listener,
+        shared.clone(),
+        shutdown.clone(),
+    ));
+
+    let terminal_tls = match (
+        &config.terminal_link.tls_cert,
+        &config.terminal_link.tls_key,
+    ) {
+        (Some(cert), Some(key)) => Some(crate::link::tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let policy = Arc::new(Policy::from_config(&config));
+    let engine = recover(&config, &metrics).await?;
+    let host = Arc::new(Host {
+        config,
+        policy,
+        engine,
+        metrics: metrics.clone(),
+        terminal_tls,
+    });
+    initialise(&host).await?;
+
+    let terminal_listener = TcpListener::bind(host.config.terminal_link.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for terminals on {}",
+                host.config.terminal_link.addr
+            )
+        })?;
+    info!(addr = %terminal_listener.local_addr()?, "terminal link listening");
+    let terminal_task = tokio::spawn(crate::link::terminal::serve(
+        terminal_listener,
+        host.clone(),
+        shutdown.clone(),
+    ));
+
+    let _ = shared.host.set(host.clone());
+    shared.ready.store(true, Ordering::Release);
+    info!("ready");
+
+    wait_for_signal().await;
+    info!("shutting down: draining requests in flight");
+    shared.ready.store(false, Ordering::Release);
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), terminal_task).await;
+    let _ = admin_task.await;
+    // Every request answered so far was durable; this waits for the ones still in a group.
+    host.engine.shutdown();
+    info!("stopped");
+    Ok(())
+}
+
+async fn recover(config: &Config, metrics: &Metrics) -> anyhow::Result<Engine<HostState>> {
+    let data_dir = config.host.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("cannot create data dir {}", data_dir.display()))?;
+    let engine_config = EngineConfig {
+        group_max_events: config.ledger.group_max_events,
+        group_wait: Duration::from_micros(config.ledger.group_wait_us),
+        snapshot_every_records: config.ledger.snapshot_every_records,
+        ..EngineConfig::default()
+    };
+    let (engine, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let wal = SledWal::open(data_dir.join("wal")).context("cannot open the write-ahead log")?;
+        let snapshots = SnapshotStore::open(data_dir.join("snapshots"))
+            .context("cannot open the snapshot dir")?;
+        Engine::open(
+            Box::new(wal),
+            Some(snapshots),
+            engine_config,
+            HostState::default,
+        )
+        .context("recovery failed: the host will not start on a damaged log")
+    })
+    .await??;
+    metrics.recovery_seconds.set(report.duration.as_secs_f64());
+    info!(?report, "recovered");
+    Ok(engine)
+}
+
+/// A fresh data directory gets its genesis (and demo data when asked for).
+async fn initialise(host: &Arc<Host>) -> anyhow::Result<()> {
+    let now = now_ms();
+    let today = DateTime::from_epoch_ms(now, host.config.host.utc_offset_minutes).business_day();
+    let demo = host.config.demo.seed;
+    let policy = host.policy.clone();
+    let seeded = host
+        .engine
+        .execute(move |tx| {
+            if tx.state().system.is_some() {
+                return Ok(false);
+            }
+            crate::ops::genesis::genesis(tx, today);
+            if demo {
+                crate::demo::seed(tx, &policy, now)?;
+            }
+            Ok::<bool, crate::ops::OpError>(true)
+        })
+        .await
+        .context("engine stopped during start-up")?
+        .context("seeding the demo data failed")?;
+    if seeded {
+        info!(demo, "fresh data directory initialised");
+    }
+    let day = host.engine.execute(|tx| tx.state().business_day).await?;
+    host.metrics.business_day.set(day.0 as i64);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,231 @@
+//! The terminal link: a TCP (optionally TLS) server of length-prefixed ISO 8583 frames.
+//!
+//! Each connection has a reader that decodes frames and starts one task per request, bounded
+//! by a per-connection in-flight limit, and a writer that sends responses as they complete:
+//! a slow request never holds up the others on its connection (PROTOCOL.md 1, pipelining).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use codec::framing::{FrameCodec, FrameError};
+use codec::Message;
+use futures::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::authorize;
+use crate::clock::now_ms;
+use crate::host::Host;
+use crate::link::respond;
+use crate::state::ids::TerminalId;
+
+pub async fn serve(listener: TcpListener, host: Arc<Host>, shutdown: CancellationToken) {
+    let connections = Arc::new(Semaphore::new(host.config.terminal_link.max_connections));
+    let tls = host.terminal_tls.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.cancelled() => return,
+        };
+        let (socket, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            host.metrics.connections_rejected.inc();
+            warn!(%peer, limit = host.config.terminal_link.max_connections, "connection limit reached: closing");
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let host = host.clone();
+        let shutdown = shutdown.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            host.metrics.connections_open.inc();
+            info!(%peer, "terminal connected");
+            match tls {
+                Some(acceptor) => match acceptor.accept(socket).await {
+                    Ok(stream) => connection(stream, host.clone(), shutdown).await,
+                    Err(error) => warn!(%peer, %error, "TLS handshake failed"),
+                },
+                None => connection(socket, host.clone(), shutdown).await,
+            }
+            host.metrics.connections_open.dec();
+            info!(%peer, "terminal disconnected");
+            drop(permit);
+        });
+    }
+}
+
+async fn connection<S>(stream: S, host: Arc<Host>, shutdown: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let link = &host.config.terminal_link;
+    let (reader, writer) = tokio::io::split(stream);
+    let mut frames = FramedRead::new(reader, FrameCodec::new(link.max_frame_bytes));
+    let (responses, mut outbox) = mpsc::channel::<Bytes>(link.max_in_flight_per_connection);
+    let write_codec = FrameCodec::new(link.max_frame_bytes);
+    let writer_task = tokio::spawn(async move {
+        let mut sink = FramedWrite::new(writer, write_codec);
+        while let Some(frame) = outbox.recv().await {
+            if sink.send(frame).await.is_err() {
+                break;
+            }
+        }
+    });
+    let in_flight = Arc::new(Semaphore::new(link.max_in_flight_per_connection));
+    let idle = Duration::from_millis(link.idle_timeout_ms);
+    loop {
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, frames.next()) => next,
+            _ = shutdown.cancelled() => break,
+        };
+        let frame = match next {
+            Err(_) => {
+                info!("terminal idle too long: closing");
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(FrameError::Oversize { declared, max }))) => {
+                host.metrics
+                    .frames_rejected
+                    .with_label_values(&["oversize"])
+                    .inc();
+                warn!(
+                    declared,
+                    max, "frame above the maximum size: closing the connection"
+                );
+                break;
+            }
+            Ok(Some(Err(error))) => {
+                debug!(%error, "read failed");
+                break;
+            }
+        };
+        // Backpressure: at the limit, stop reading until a request completes.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break;
+        };
+        let host = host.clone();
+        let responses = responses.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            host.metrics.in_flight.inc();
+            if let Some(response) = answer(&host, frame, started).await {
+                let _ = responses.send(response).await;
+            }
+            host.metrics.in_flight.dec();
+            drop(permit);
+        });
+    }
+    // Let requests already started finish and be answered (SIGTERM drains).
+    let _ = in_flight
+        .acquire_many(link.max_in_flight_per_connection as u32)
+        .await;
+    drop(responses);
+    let _ = writer_task.await;
+}
+
+/// Decides one frame and builds its response; `None` when there is nothing to answer.
+async fn answer(host: &Arc<Host>, frame: Bytes, started: Instant) -> Option<Bytes> {
+    let request = match Message::parse(frame) {
+        Ok(request) => request,
+        Err(error) => return answer_unparsable(host, error).await,
+    };
+    let mti = request.mti();
+    let policy = host.policy.clone();
+    let now = now_ms();
+    let decided = host
+        .engine
+        .execute(move |tx| {
+            let decision = authorize::terminal_request(tx, &request, &policy, now);
+            (request, decision)
+        })
+        .await;
+    let (request, decision) = match decided {
+        Ok(decided) => decided,
+        Err(error) => {
+            warn!(%error, "engine unavailable: request not answered");
+            return None;
+        }
+    };
+    let code = std::str::from_utf8(&decision.reply.code)
+        .unwrap_or("??")
+        .to_owned();
+    if let Some(reason) = decision.reason {
+        info!(mti = %mti.as_str(), stan = request.stan().unwrap_or(0), terminal = request.terminal_id().unwrap_or("?"), code, reason, "request declined");
+    }
+    host.metrics
+        .requests
+        .with_label_values(&[mti.as_str(), &code])
+        .inc();
+    let response = respond::build(&request, &decision, &host.policy.currency);
+    host.metrics
+        .request_seconds
+        .with_label_values(&[mti.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    match response {
+        Ok(response) => Some(response),
+        Err(error) => {
+            warn!(%error, mti = %mti.as_str(), "could not build the response");
+            None
+        }
+    }
+}
+
+async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option<Bytes> {
+    let terminal = error
+        .salvage
+        .terminal_id
+        .and_then(|t| TerminalId::parse(std::str::from_utf8(&t).ok()?));
+    // The MAC key is looked up so that a MAC-enabled terminal's `30` is MACed like any answer.
+    let mac_key = match terminal {
+        Some(terminal) => host
+            .engine
+            .execute(move |tx| {
+                tx.state()
+                    .terminals
+                    .get(&terminal)
+                    .filter(|t| t.mac_required)
+                    .and_then(|t| t.tak)
+            })
+            .await
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    match respond::format_error(&error, mac_key) {
+        Some(Ok(response)) => {
+            info!(%error, "unparsable message answered 30");
+            let mti = error
+                .salvage
+                .mti
+                .map(|m| m.as_str().to_owned())
+                .unwrap_or_default();
+            host.metrics.requests.with_label_values(&[&mti, "30"]).inc();
+            Some(response)
+        }
+        Some(Err(build_error)) => {
+            warn!(%error, %build_error, "unparsable message: could not build its 30");
+            host.metrics.messages_dropped.inc();
+            None
+        }
+        None => {
+            info!(%error, "unparsable message without MTI, F11 and F41: dropped");
+            host.metrics.messages_dropped.inc();
+            None
+        }
+    }
+}

@@ -1,0 +1,375 @@
+//! The host's state machine: everything that must survive a crash, changed only by
+//! [`HostEvent`]s. Requests decide against it (in `authorize` and `admin`) and emit events;
+//! the ledger engine logs the events and replays them after a crash through [`HostState::apply`].
+
+pub mod answers;
+pub mod blacklist;
+pub mod cards;
+pub mod ids;
+pub mod registry;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use ledger::account::{AccountId, AccountKind, Side};
+use ledger::book::{Book, BookSnapshot, LedgerEvent};
+use ledger::state_machine::StateMachine;
+use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
+
+use answers::{Answer, RequestKey};
+use blacklist::Blacklist;
+use cards::{Card, CardStatus, Expiry, LimitOverrides};
+use ids::{MerchantId, Pan, TerminalId};
+use registry::{Merchant, Terminal};
+
+/// The institution's own accounts, opened once on a fresh data directory.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemAccounts {
+    pub bank_settlement: AccountId,
+    pub subsidy_fund: AccountId,
+    pub cash_desk: AccountId,
+    pub fee_revenue: AccountId,
+    pub forfeited: AccountId,
+    pub offline_suspense: AccountId,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum HostEvent {
+    Ledger(LedgerEvent),
+    Genesis {
+        system: SystemAccounts,
+        business_day: BusinessDay,
+    },
+    MerchantRegistered(Merchant),
+    TerminalRegistered(Box<Terminal>),
+    CardIssued(Box<Card>),
+    CardStatusSet {
+        pan: Pan,
+        status: CardStatus,
+        at_ms: u64,
+    },
+    CardExpirySet {
+        pan: Pan,
+        expiry: Expiry,
+    },
+    CardLimitsSet {
+        pan: Pan,
+        limits: LimitOverrides,
+    },
+    CardReplaced {
+        old: Pan,
+        new: Pan,
+    },
+    PinSet {
+        pan: Pan,
+        verifier: [u8; 32],
+    },
+    PinTryFailed {
+        pan: Pan,
+    },
+    PinTriesReset {
+        pan: Pan,
+    },
+    TerminalSession {
+        terminal: TerminalId,
+        signed_on: bool,
+    },
+    BlacklistServed {
+        terminal: TerminalId,
+        version: u64,
+    },
+    Answered(Answer),
+    DayClosed {
+        day: BusinessDay,
+        closed_at_ms: u64,
+    },
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ClosedDay {
+    pub closed_at_ms: u64,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct HostState {
+    pub book: Book,
+    pub system: Option<SystemAccounts>,
+    pub business_day: BusinessDay,
+    pub closed_days: BTreeMap<BusinessDay, ClosedDay>,
+    pub merchants: HashMap<MerchantId, Merchant>,
+    pub terminals: HashMap<TerminalId, Terminal>,
+    pub cards: HashMap<Pan, Card>,
+    pub card_by_account: HashMap<AccountId, Pan>,
+    pub blacklist: Blacklist,
+    pub answers: HashMap<RequestKey, Answer>,
+    /// Sum refunded so far against each purchase.
+    pub refunded_minor: HashMap<TransferId, u64>,
+    /// Next retrieval reference number: one more than the highest ever logged.
+    pub next_rrn: u64,
+}
+
+impl Default for SystemAccounts {
+    fn default() -> Self {
+        SystemAccounts {
+            bank_settlement: AccountId(0),
+            subsidy_fund: AccountId(0),
+            cash_desk: AccountId(0),
+            fee_revenue: AccountId(0),
+            forfeited: AccountId(0),
+            offline_suspense: AccountId(0),
+        }
+    }
+}
+
+impl HostState {
+    pub fn system(&self) -> &SystemAccounts {
+        self.system
+            .as_ref()
+            .expect("genesis is the first event of every log")
+    }
+
+    pub fn card(&self, pan: &Pan) -> Option<&Card> {
+        self.cards.get(pan)
+    }
+
+    pub fn card_balance_minor(&self, card: &Card) -> i64 {
+        self.book
+            .balance_minor(card.account)
+            .expect("every card has an account")
+    }
+
+    fn card_mut(&mut self, pan: &Pan) -> &mut Card {
+        self.cards
+            .get_mut(pan)
+            .expect("events name cards that exist")
+    }
+
+    /// The card whose stored value a transfer moves, and on which side.
+    fn card_leg(&self, transfer: &Transfer) -> Option<(Pan, Side, u64)> {
+        transfer.legs.iter().find_map(|leg| {
+            let pan = self.card_by_account.get(&leg.account)?;
+            Some((*pan, leg.side, leg.amount_minor))
+        })
+    }
+
+    /// Keeps derived card state (daily usage, refunded amounts) in step with a posting.
+    fn after_post(&mut self, transfer: &Transfer) {
+        match transfer.kind {
+            TransferKind::Purchase => {
+                if let Some((pan, _, amount)) = self.card_leg(transfer) {
+                    self.card_mut(&pan).usage.add(transfer.business_day, amount);
+                }
+            }
+            TransferKind::Refund => {
+                let original = transfer.related.expect("a refund names its purchase");
+                *self.refunded_minor.entry(original).or_default() += transfer.amount_minor();
+            }
+            TransferKind::Reversal => {
+                let original_id = transfer.related.expect("a reversal names its original");
+                let original = &self
+                    .book
+                    .transfer(original_id)
+                    .expect("reversed transfer exists")
+                    .transfer;
+                let (kind, day, amount, related) = (
+                    original.kind,
+                    original.business_day,
+                    original.amount_minor(),
+                    original.related,
+                );
+                match kind {
+                    TransferKind::Purchase => {
+                        if let Some((pan, _, _)) = self.card_leg(transfer) {
+                            self.card_mut(&pan).usage.remove(day, amount);
+                        }
+                    }
+                    TransferKind::Refund => {
+                        let purchase = related.expect("a refund names its purchase");
+                        let refunded = self.refunded_minor.entry(purchase).or_default();
+                        *refunded = refunded
+                            .checked_sub(amount)
+                            .expect("reversed refund was counted");
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        if transfer.refs.rrn >= self.next_rrn {
+            self.next_rrn = transfer.refs.rrn + 1;
+        }
+    }
+}
+
+impl StateMachine for HostState {
+    type Event = HostEvent;
+    type Snapshot = HostSnapshot;
+
+    fn apply(&mut self, event: &HostEvent) {
+        match event {
+            HostEvent::Ledger(ledger_event) => {
+                self.book.apply(ledger_event);
+                if let LedgerEvent::Post(transfer) = ledger_event {
+                    self.after_post(transfer);
+                }
+            }
+            HostEvent::Genesis {
+                system,
+                business_day,
+            } => {
+                assert!(self.system.is_none(), "genesis happens once");
+                self.system = Some(*system);
+                self.business_day = *business_day;
+                self.next_rrn = self.next_rrn.max(1);
+            }
+            HostEvent::MerchantRegistered(merchant) => {
+                assert_eq!(
+                    self.book.account(merchant.account).map(|a| a.kind),
+                    Some(AccountKind::MerchantPayable)
+                );
+                self.merchants.insert(merchant.id, merchant.clone());
+            }
+            HostEvent::TerminalRegistered(terminal) => {
+                assert!(
+                    self.merchants.contains_key(&terminal.merchant),
+                    "terminal's merchant is registered"
+                );
+                self.terminals.insert(terminal.id, (**terminal).clone());
+            }
+            HostEvent::CardIssued(card) => {
+                assert_eq!(
+                    self.book.account(card.account).map(|a| a.kind),
+                    Some(AccountKind::CardStoredValue)
+                );
+                self.card_by_account.insert(card.account, card.pan);
+                let previous = self.cards.insert(card.pan, (**card).clone());
+                assert!(previous.is_none(), "a PAN is issued once");
+            }
+            HostEvent::CardStatusSet { pan, status, at_ms } => {
+                let card = self.card_mut(pan);
+                let was_blocked = card.status != CardStatus::Active;
+                card.status = *status;
+                let blocked = *status != CardStatus::Active;
+                if was_blocked != blocked {
+                    self.blacklist.record(*pan, blocked, *at_ms);
+                }
+            }
+            HostEvent::CardExpirySet { pan, expiry } => self.card_mut(pan).expiry = *expiry,
+            HostEvent::CardLimitsSet { pan, limits } => self.card_mut(pan).limits = *limits,
+            HostEvent::CardReplaced { old, new } => self.card_mut(old).replaced_by = Some(*new),
+            HostEvent::PinSet { pan, verifier } => {
+                let card = self.card_mut(pan);
+                card.pin_verifier = Some(*verifier);
+                card.pin_tries_failed = 0;
+            }
+            HostEvent::PinTryFailed { pan } => {
+                let card = self.card_mut(pan);
+                card.pin_tries_failed = card.pin_tries_failed.saturating_add(1);
+            }
+            HostEvent::PinTriesReset { pan } => self.card_mut(pan).pin_tries_failed = 0,
+            HostEvent::TerminalSession {
+                terminal,
+                signed_on,
+            } => {
+                self.terminals
+                    .get_mut(terminal)
+                    .expect("registered terminal")
+                    .signed_on = *signed_on;
+            }
+            HostEvent::BlacklistServed { terminal, version } => {
+                let terminal = self
+                    .terminals
+                    .get_mut(terminal)
+                    .expect("registered terminal");
+                terminal.blacklist_version_served = terminal.blacklist_version_served.max(*version);
+            }
+            HostEvent::Answered(answer) => {
+                if let Some(rrn) = answer.reply.rrn {
+                    self.next_rrn = self.next_rrn.max(rrn + 1);
+                }
+                self.answers.insert(answer.key, *answer);
+            }
+            HostEvent::DayClosed { day, closed_at_ms } => {
+                assert_eq!(*day, self.business_day, "only the current day closes");
+                self.closed_days.insert(
+                    *day,
+                    ClosedDay {
+                        closed_at_ms: *closed_at_ms,
+                    },
+                );
+                self.business_day = crate::clock::next_day(*day);
+                // A STAN is unique per terminal per day: answers older than yesterday
+                // can no longer be retransmitted.
+                let keep_from = *day;
+                self.answers.retain(|_, answer| answer.day >= keep_from);
+            }
+        }
+    }
+
+    fn snapshot(&self) -> HostSnapshot {
+        HostSnapshot {
+            book: self.book.snapshot(),
+            system: self.system,
+            business_day: self.business_day,
+            closed_days: self.closed_days.clone(),
+            merchants: self.merchants.values().cloned().collect(),
+            terminals: self.terminals.values().cloned().collect(),
+            cards: self.cards.values().cloned().collect(),
+            blacklist: self.blacklist.clone(),
+            answers: self.answers.values().copied().collect(),
+            refunded_minor: self.refunded_minor.iter().map(|(k, v)| (*k, *v)).collect(),
+            next_rrn: self.next_rrn,
+        }
+    }
+
+    fn restore(snapshot: HostSnapshot) -> HostState {
+        let cards: HashMap<Pan, Card> = snapshot.cards.into_iter().map(|c| (c.pan, c)).collect();
+        HostState {
+            book: Book::restore(snapshot.book),
+            system: snapshot.system,
+            business_day: snapshot.business_day,
+            closed_days: snapshot.closed_days,
+            merchants: snapshot.merchants.into_iter().map(|m| (m.id, m)).collect(),
+            terminals: snapshot.terminals.into_iter().map(|t| (t.id, t)).collect(),
+            card_by_account: cards.values().map(|c| (c.account, c.pan)).collect(),
+            cards,
+            blacklist: snapshot.blacklist,
+            answers: snapshot.answers.into_iter().map(|a| (a.key, a)).collect(),
+            refunded_minor: snapshot.refunded_minor.into_iter().collect(),
+            next_rrn: snapshot.next_rrn,
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let check = self.book.check_balanced();
+        if !check.balanced {
+            return Err(format!(
+                "the book does not balance: debits {} != credits {}",
+                check.debits_minor, check.credits_minor
+            ));
+        }
+        for card in self.cards.values() {
+            if self.book.account(card.account).map(|a| a.kind) != Some(AccountKind::CardStoredValue)
+            {
+                return Err(format!("card {} has no stored-value account", card.pan));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HostSnapshot {
+    pub book: BookSnapshot,
+    pub system: Option<SystemAccounts>,
+    pub business_day: BusinessDay,
+    pub closed_days: BTreeMap<BusinessDay, ClosedDay>,
+    pub merchants: Vec<Merchant>,
+    pub terminals: Vec<Terminal>,
+    pub cards: Vec<Card>,
+    pub blacklist: Blacklist,
+    pub answers: Vec<Answer>,
+    pub refunded_minor: Vec<(TransferId, u64)>,
+    pub next_rrn: u64,
+}
