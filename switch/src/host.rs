@@ -16,7 +16,7 @@ use tracing::info;
 
 use crate::clock::{now_ms, DateTime};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, StateGauges};
 use crate::policy::Policy;
 use crate::state::HostState;
 
@@ -27,6 +27,26 @@ pub struct Host {
     pub engine: Engine<HostState>,
     pub metrics: Arc<Metrics>,
     pub terminal_tls: Option<TlsAcceptor>,
+}
+
+impl Host {
+    /// Reads the engine's counters and the state's gauges into the metrics (at each scrape).
+    pub async fn refresh_metrics(&self) {
+        self.metrics.observe_engine(&self.engine.stats());
+        let read = self.engine.execute(|tx| {
+            let state = tx.state();
+            StateGauges {
+                transfers: state.book.transfers() as u64,
+                accounts: state.book.accounts() as u64,
+                blacklist_version: state.blacklist.version(),
+                business_day: state.business_day.0,
+            }
+        });
+        // A stopped engine leaves the last values: the scrape still answers.
+        if let Ok(gauges) = read.await {
+            self.metrics.observe_state(&gauges);
+        }
+    }
 }
 
 /// What the admin listener serves before recovery has finished: liveness, metrics, and

@@ -1,9 +1,12 @@
 //! Prometheus metrics, named by its conventions (`_total`, `_seconds`, base units). One
 //! registry per host, so tests can run several hosts in one process.
 
+use std::sync::Mutex;
+
+use ledger::engine::{EngineStats, SYNC_BUCKETS};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -15,9 +18,17 @@ pub struct Metrics {
     pub connections_rejected: IntCounter,
     pub frames_rejected: IntCounterVec,
     pub messages_dropped: IntCounter,
-    pub wal_group_events: Histogram,
-    pub wal_sync_seconds: Histogram,
-    pub ledger_transfers: IntCounterVec,
+    pub wal_groups: IntCounter,
+    pub wal_events: IntCounter,
+    pub wal_group_events_max: IntGauge,
+    pub ledger_queue_depth: IntGauge,
+    pub ledger_transfers: IntCounter,
+    pub ledger_accounts: IntGauge,
+    pub snapshots: IntCounter,
+    /// The WAL's fsync latency, kept by the engine: rendered from its buckets at scrape time.
+    wal_fsync: Mutex<Option<EngineStats>>,
+    /// Every metric family this host can expose, even before it has a sample.
+    pub family_names: Vec<String>,
     pub business_day: IntGauge,
     pub recovery_seconds: prometheus::Gauge,
     pub blacklist_version: IntGauge,
@@ -79,32 +90,33 @@ impl Metrics {
             "Messages that could not be parsed far enough to be answered (no MTI, F11 and F41).",
         )
         .expect("valid metric");
-        let wal_group_events = Histogram::with_opts(
-            HistogramOpts::new(
-                "bursar_wal_group_events",
-                "Events written per WAL group (one fsync each).",
-            )
-            .buckets(vec![
-                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
-            ]),
-        )
-        .expect("valid metric");
-        let wal_sync_seconds = Histogram::with_opts(
-            HistogramOpts::new(
-                "bursar_wal_fsync_duration_seconds",
-                "Time of each WAL group's write and fsync.",
-            )
-            .buckets(latency_buckets()),
-        )
-        .expect("valid metric");
-        let ledger_transfers = IntCounterVec::new(
-            Opts::new(
-                "bursar_ledger_transfers_total",
-                "Transfers posted to the ledger, by kind.",
-            ),
-            &["kind"],
-        )
-        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let wal_groups = counter(
+            "bursar_wal_groups_total",
+            "WAL groups made durable (one append and one fsync each, when not empty).",
+        );
+        let wal_events = counter(
+            "bursar_wal_events_total",
+            "Events made durable in the WAL; divided by groups, the mean group size.",
+        );
+        let wal_group_events_max = gauge(
+            "bursar_wal_group_events_max",
+            "Largest WAL group since start, in events.",
+        );
+        let ledger_queue_depth = gauge(
+            "bursar_ledger_queue_depth",
+            "Requests waiting for the ledger engine thread.",
+        );
+        let ledger_transfers = counter(
+            "bursar_ledger_transfers_total",
+            "Transfers in the book since the first business day (survives restarts).",
+        );
+        let ledger_accounts = gauge("bursar_ledger_accounts", "Accounts in the book.");
+        let snapshots = counter(
+            "bursar_snapshots_total",
+            "Ledger snapshots written since start.",
+        );
         let business_day =
             IntGauge::new("bursar_business_day", "Current business day as YYYYMMDD.")
                 .expect("valid metric");
@@ -129,6 +141,7 @@ impl Metrics {
             "Store-and-forward advices waiting for the bank.",
         )
         .expect("valid metric");
+        let mut family_names = vec![FSYNC_HISTOGRAM.to_owned()];
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -137,15 +150,20 @@ impl Metrics {
             Box::new(connections_rejected.clone()),
             Box::new(frames_rejected.clone()),
             Box::new(messages_dropped.clone()),
-            Box::new(wal_group_events.clone()),
-            Box::new(wal_sync_seconds.clone()),
+            Box::new(wal_groups.clone()),
+            Box::new(wal_events.clone()),
+            Box::new(wal_group_events_max.clone()),
+            Box::new(ledger_queue_depth.clone()),
             Box::new(ledger_transfers.clone()),
+            Box::new(ledger_accounts.clone()),
+            Box::new(snapshots.clone()),
             Box::new(business_day.clone()),
             Box::new(recovery_seconds.clone()),
             Box::new(blacklist_version.clone()),
             Box::new(bank_link_state.clone()),
             Box::new(saf_depth.clone()),
         ] {
+            family_names.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
             registry
                 .register(collector)
                 .expect("metric names are unique");
@@ -159,9 +177,15 @@ impl Metrics {
             connections_rejected,
             frames_rejected,
             messages_dropped,
-            wal_group_events,
-            wal_sync_seconds,
+            wal_groups,
+            wal_events,
+            wal_group_events_max,
+            ledger_queue_depth,
             ledger_transfers,
+            ledger_accounts,
+            snapshots,
+            wal_fsync: Mutex::new(None),
+            family_names,
             business_day,
             recovery_seconds,
             blacklist_version,
@@ -170,17 +194,125 @@ impl Metrics {
         }
     }
 
+    /// Brings the engine's counters up to date; called at each scrape.
+    pub fn observe_engine(&self, stats: &EngineStats) {
+        advance(&self.wal_groups, stats.groups);
+        advance(&self.wal_events, stats.events);
+        advance(&self.snapshots, stats.snapshots);
+        self.wal_group_events_max.set(stats.group_size_max as i64);
+        self.ledger_queue_depth.set(stats.queue_depth as i64);
+        *self.wal_fsync.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats.clone());
+    }
+
+    /// Brings the counts read from the host's state up to date; called at each scrape.
+    pub fn observe_state(&self, gauges: &StateGauges) {
+        advance(&self.ledger_transfers, gauges.transfers);
+        self.ledger_accounts.set(gauges.accounts as i64);
+        self.blacklist_version.set(gauges.blacklist_version as i64);
+        self.business_day.set(gauges.business_day as i64);
+    }
+
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
         TextEncoder::new()
             .encode(&self.registry.gather(), &mut buffer)
             .expect("text encoding cannot fail");
-        String::from_utf8(buffer).expect("text format is UTF-8")
+        let mut text = String::from_utf8(buffer).expect("text format is UTF-8");
+        if let Some(stats) = &*self.wal_fsync.lock().unwrap_or_else(|p| p.into_inner()) {
+            render_fsync_histogram(stats, &mut text);
+        }
+        text
     }
+}
+
+/// What the scrape reads from the host's state (on the engine thread).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StateGauges {
+    pub transfers: u64,
+    pub accounts: u64,
+    pub blacklist_version: u64,
+    pub business_day: u32,
+}
+
+const FSYNC_HISTOGRAM: &str = "bursar_wal_fsync_duration_seconds";
+
+/// Moves a counter up to a total kept elsewhere (counters only go up).
+fn advance(counter: &IntCounter, total: u64) {
+    let current = counter.get();
+    if total > current {
+        counter.inc_by(total - current);
+    }
+}
+
+/// The engine keeps fsync latencies in power-of-two microsecond buckets (bucket `i` holds
+/// values of bit length `i`, so below `2^i` us; the last one is open-ended): rendered here as
+/// a Prometheus histogram, since the crate's histograms cannot be loaded from counts.
+fn render_fsync_histogram(stats: &EngineStats, out: &mut String) {
+    use std::fmt::Write;
+    let name = FSYNC_HISTOGRAM;
+    let _ = writeln!(
+        out,
+        "# HELP {name} Time of each WAL group's append and fsync.\n# TYPE {name} histogram"
+    );
+    let mut cumulative = 0u64;
+    for (bit_length, count) in stats.sync_us_buckets[..SYNC_BUCKETS - 1].iter().enumerate() {
+        cumulative += count;
+        let upper_seconds = (1u64 << bit_length) as f64 / 1e6;
+        let _ = writeln!(out, "{name}_bucket{{le=\"{upper_seconds}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", stats.syncs);
+    let _ = writeln!(out, "{name}_sum {}", stats.sync_us_sum as f64 / 1e6);
+    let _ = writeln!(out, "{name}_count {}", stats.syncs);
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Grafana dashboard in `config/` is built on exactly these metric names.
+    #[test]
+    fn the_dashboard_uses_only_metrics_the_host_exposes() {
+        let dashboard = include_str!("../../config/grafana-dashboard.json");
+        let metrics = Metrics::new();
+        let mut used = 0;
+        for (start, _) in dashboard.match_indices("bursar_") {
+            let name: String = dashboard[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| name.strip_suffix(suffix))
+                .unwrap_or(&name);
+            assert!(
+                metrics.family_names.iter().any(|known| known == family),
+                "the dashboard uses {name}, which the host does not expose"
+            );
+            used += 1;
+        }
+        assert!(used >= 15, "the dashboard covers the host's metrics");
+    }
+
+    #[test]
+    fn fsync_histogram_is_cumulative_and_ends_at_its_count() {
+        let mut stats = EngineStats {
+            syncs: 3,
+            sync_us_sum: 1_500,
+            ..EngineStats::default()
+        };
+        stats.sync_us_buckets[9] = 2; // 256..511 us
+        stats.sync_us_buckets[10] = 1; // 512..1023 us
+        let mut text = String::new();
+        render_fsync_histogram(&stats, &mut text);
+        assert!(text.contains("bursar_wal_fsync_duration_seconds_bucket{le=\"0.000512\"} 2\n"));
+        assert!(text.contains("bursar_wal_fsync_duration_seconds_bucket{le=\"0.001024\"} 3\n"));
+        assert!(text.contains("bursar_wal_fsync_duration_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("bursar_wal_fsync_duration_seconds_sum 0.0015\n"));
     }
 }

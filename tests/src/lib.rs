@@ -2,6 +2,7 @@
 //! with its own data directory, and talk to it as a terminal and as an operator would.
 
 pub mod host;
+pub mod prom;
 pub mod terminal;
 
 pub use host::{HostOptions, HostProcess};

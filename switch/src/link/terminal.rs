@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use codec::framing::{FrameCodec, FrameError};
-use codec::Message;
+use codec::{MaskedPan, Message};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -165,7 +165,15 @@ async fn answer(host: &Arc<Host>, frame: Bytes, started: Instant) -> Option<Byte
         .unwrap_or("??")
         .to_owned();
     if let Some(reason) = decision.reason {
-        info!(mti = %mti.as_str(), stan = request.stan().unwrap_or(0), terminal = request.terminal_id().unwrap_or("?"), code, reason, "request declined");
+        info!(
+            mti = %mti.as_str(),
+            stan = request.stan().unwrap_or(0),
+            terminal = request.terminal_id().unwrap_or("?"),
+            pan = %MaskedPan(request.pan().unwrap_or("")),
+            code,
+            reason,
+            "request declined"
+        );
     }
     host.metrics
         .requests
