@@ -3,3 +3,5 @@
 set -euo pipefail
 if ! rustup component list --installed 2>/dev/null | grep -q '^rustfmt'; then rustup component add rustfmt; fi
 if ! rustup component list --installed 2>/dev/null | grep -q '^clippy'; then rustup component add clippy; fi
+# The TLS end-to-end tests make their certificates with the openssl command line.
+if ! command -v openssl >/dev/null; then apt-get install -y openssl; fi

@@ -126,6 +126,12 @@ impl TestTerminal {
     }
 
     pub fn network(&mut self, code: u16, f48: Option<&str>) -> Message {
+        let b = self.network_request(code, f48);
+        self.exchange(b)
+    }
+
+    /// An 0800 with F70 = `code` (and F48), not yet sent.
+    pub fn network_request(&mut self, code: u16, f48: Option<&str>) -> MessageBuilder {
         let mut b = MessageBuilder::new(Mti::NETWORK_REQUEST);
         let f7 = self.next_f7();
         let stan = self.next_stan();
@@ -136,7 +142,7 @@ impl TestTerminal {
         if let Some(data) = f48 {
             b.set(Field::PrivateData, data.as_bytes()).unwrap();
         }
-        self.exchange(b)
+        b
     }
 
     pub fn sign_on(&mut self) -> Message {

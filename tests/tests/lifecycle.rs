@@ -1,0 +1,128 @@
+//! The host's life: SIGTERM drains what is in flight and exits 0 with everything durable;
+//! the terminal link over TLS.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use bursar_e2e::demo::*;
+use bursar_e2e::{HostOptions, HostProcess, TestTerminal};
+use bytes::Bytes;
+use codec::{Field, Message, MessageBuilder, Mti};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+#[test]
+fn sigterm_answers_what_was_sent_exits_0_and_keeps_it() {
+    let mut host = HostProcess::start(HostOptions::demo());
+    let mut t = TestTerminal::connect(host.terminal_addr, TERMINAL, MERCHANT);
+    t.sign_on();
+    let before = host.balance_minor(STAFF);
+    // Twenty purchases in flight, then SIGTERM before reading any answer: whatever the host
+    // had taken in is answered before it exits, and every approval is durable.
+    for _ in 0..20 {
+        let request = t.financial(Mti::FINANCIAL_REQUEST, 0, STAFF, Some(100), None);
+        let bytes = t.finish(request);
+        t.send_frame(&bytes);
+    }
+    assert_eq!(host.terminate(), Some(0), "a clean stop exits 0");
+    let mut approved = 0;
+    while let Some(response) = read_frame(&mut t.stream) {
+        assert_eq!(response.get_str(Field::ResponseCode), Some("00"));
+        approved += 1;
+    }
+    eprintln!("{approved} of 20 in-flight purchases answered before the exit");
+    host.restart();
+    assert_eq!(host.balance_minor(STAFF), before - 100 * approved);
+    let (_, check) = host.api("GET", "/v1/ledger/check", None);
+    assert_eq!(check["balanced"], true);
+}
+
+/// A self-signed certificate for 127.0.0.1 made with the openssl command line.
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=bursar-test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl is installed by scripts/setup.sh");
+    assert!(status.status.success(), "{status:?}");
+    (cert, key)
+}
+
+/// One framed message, or `None` at the end of the stream.
+fn read_frame(stream: &mut impl Read) -> Option<Message> {
+    let mut length = [0u8; 2];
+    stream.read_exact(&mut length).ok()?;
+    let mut body = vec![0u8; u16::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(Message::parse(Bytes::from(body)).expect("the host sends valid messages"))
+}
+
+fn exchange(stream: &mut impl ReadWrite, request: Bytes) -> Message {
+    let mut frame = (request.len() as u16).to_be_bytes().to_vec();
+    frame.extend_from_slice(&request);
+    stream.write_all(&frame).unwrap();
+    read_frame(stream).expect("a response")
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+#[test]
+fn the_terminal_link_speaks_tls_when_configured() {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(certs.path());
+    let host = HostProcess::start(HostOptions {
+        config: format!(
+            "[terminal_link]\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+        ..HostOptions::demo()
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(&cert).unwrap())
+        .unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let server = ServerName::try_from("127.0.0.1").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), server).unwrap();
+    let mut tls =
+        rustls::StreamOwned::new(connection, TcpStream::connect(host.terminal_addr).unwrap());
+    // Build the requests with a plain test terminal's builder, send them over TLS.
+    let mut t = TestTerminal::connect(host.terminal_addr, TERMINAL, MERCHANT);
+    let sign_on = t.network_request(1, None);
+    let response = exchange(&mut tls, t.finish(sign_on));
+    assert_eq!(response.get_str(Field::ResponseCode), Some("00"));
+    let purchase = t.financial(Mti::FINANCIAL_REQUEST, 0, STAFF, Some(100), None);
+    let response = exchange(&mut tls, t.finish(purchase));
+    assert_eq!(response.get_str(Field::ResponseCode), Some("00"));
+    // A client that does not speak TLS gets nothing it can read and is closed.
+    let mut plain = TestTerminal::connect(host.terminal_addr, TERMINAL, MERCHANT);
+    assert!(plain
+        .try_exchange(MessageBuilder::new(Mti::NETWORK_REQUEST))
+        .is_none());
+}
