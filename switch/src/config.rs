@@ -343,6 +343,13 @@ impl Config {
             );
         }
         for (name, token) in &self.admin.tokens {
+            // The name goes into every audit entry the token makes.
+            if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+                return Err(ConfigError::Invalid {
+                    key: "admin.tokens",
+                    message: format!("token name `{name}` must be 1 to 64 characters"),
+                });
+            }
             if token.len() < 16 {
                 return Err(ConfigError::Invalid {
                     key: "admin.tokens",

@@ -1,6 +1,7 @@
 //! Harness for the end-to-end tests: start the real `bursar` binary on free loopback ports
 //! with its own data directory, and talk to it as a terminal and as an operator would.
 
+pub mod admin;
 pub mod host;
 pub mod prom;
 pub mod terminal;

@@ -1,10 +1,15 @@
 //! The admin API (PROTOCOL.md 8): HTTP + JSON on the admin listener, bearer-token auth, and
 //! the unauthenticated /healthz, /readyz and /metrics.
 
+mod bulk;
 mod cards;
+mod change;
+mod lifecycle;
 mod registry;
 mod reply;
 mod statement;
+mod subsidies;
+mod trails;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,12 +32,21 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/v1/merchants", post(registry::create_merchant))
         .route("/v1/terminals", post(registry::create_terminal))
         .route("/v1/cards", post(cards::issue))
+        .route("/v1/cards/bulk", post(bulk::issue_many))
         .route("/v1/cards/{pan}", get(cards::show))
         .route("/v1/cards/{pan}/transactions", get(statement::statement))
         .route("/v1/cards/{pan}/lost", post(cards::lost))
         .route("/v1/cards/{pan}/found", post(cards::found))
         .route("/v1/cards/{pan}/deposits", post(cards::deposit))
         .route("/v1/cards/{pan}/withdrawals", post(cards::withdraw))
+        .route("/v1/cards/{pan}/replace", post(lifecycle::replace))
+        .route("/v1/cards/{pan}/cancel", post(lifecycle::cancel))
+        .route("/v1/cards/{pan}/pin", post(lifecycle::pin))
+        .route("/v1/cards/{pan}/limits", post(lifecycle::limits))
+        .route("/v1/cards/{pan}/expiry", post(lifecycle::expiry))
+        .route("/v1/subsidies", post(subsidies::pay))
+        .route("/v1/blacklist", get(trails::blacklist))
+        .route("/v1/audit", get(trails::audit))
         .route("/v1/ledger/check", get(registry::ledger_check))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authorize));
     let app = Router::new()

@@ -13,12 +13,22 @@ pub enum ApiError {
     Unauthorized,
     NotFound(String),
     Conflict(String),
+    /// Items of a batch that made all of it fail: 422, with the items listed.
+    Rejected {
+        message: String,
+        items: serde_json::Value,
+    },
     Unavailable,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let ApiError::Rejected { message, items } = self {
+            let body = serde_json::json!({ "error": message, "rejected": items });
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+        }
         let (status, message) = match self {
+            ApiError::Rejected { .. } => unreachable!("answered above"),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m),
             ApiError::Unauthorized => (
                 StatusCode::UNAUTHORIZED,

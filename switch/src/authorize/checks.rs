@@ -104,7 +104,7 @@ pub fn pin(
             Ok(())
         };
     };
-    let Some(verifier) = card.pin_verifier else {
+    let Some(verifier) = &card.pin_verifier else {
         return Err((ResponseCode::PinWrong, "no PIN set for this card"));
     };
     let right = decrypt_pin_block(
@@ -112,7 +112,14 @@ pub fn pin(
         card.pan.as_str(),
         block,
     )
-    .map(|clear| pin::matches(&policy.pin_key, &card.pan, clear.digits(), &verifier))
+    .map(|clear| {
+        pin::matches(
+            &policy.pin_key,
+            &verifier.set_on,
+            clear.digits(),
+            &verifier.value,
+        )
+    })
     .unwrap_or(false);
     if right {
         if card.pin_tries_failed > 0 {

@@ -11,7 +11,9 @@ use crate::authorize::HostTx;
 use crate::money::parse_amount;
 use crate::pin;
 use crate::policy::Policy;
-use crate::state::cards::{Card, CardKind, CardStatus, DailyUsage, Expiry, LimitOverrides};
+use crate::state::cards::{
+    Card, CardKind, CardStatus, DailyUsage, Expiry, LimitOverrides, PinVerifier,
+};
 use crate::state::ids::Pan;
 use crate::state::HostEvent;
 
@@ -117,10 +119,10 @@ pub fn issue_card(tx: &mut HostTx<'_>, policy: &Policy, new: &NewCard) -> Result
         holder_id: new.holder_id.trim().to_owned(),
         bank_account,
         limits,
-        pin_verifier: new
-            .pin
-            .as_deref()
-            .map(|p| pin::verifier(&policy.pin_key, &pan, p)),
+        pin_verifier: new.pin.as_deref().map(|p| PinVerifier {
+            set_on: pan,
+            value: pin::verifier(&policy.pin_key, &pan, p),
+        }),
         pin_tries_failed: 0,
         usage: DailyUsage {
             day: tx.state().business_day,
@@ -238,9 +240,18 @@ pub fn desk_cash(
                     "reference `{reference}` was used for another request"
                 )));
             }
+            // The first result: the balance right after the first posting.
+            let first_id = first.transfer.id;
+            let balance_minor = state
+                .book
+                .postings_of(card.account)
+                .rev()
+                .find(|(applied, _)| applied.transfer.id == first_id)
+                .map(|(_, balance)| balance)
+                .expect("a transfer on the card is among its postings");
             return Ok(DeskResult {
                 amount_minor,
-                balance_minor: state.card_balance_minor(&card),
+                balance_minor,
                 repeated: true,
             });
         }

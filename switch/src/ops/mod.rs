@@ -1,9 +1,12 @@
 //! Operator actions: what the admin API (and the demo seeding) does to the host's state.
 //! Each validates fully before emitting its first event, so a failed action changes nothing.
 
+pub mod audit;
 pub mod cards;
 pub mod genesis;
+pub mod lifecycle;
 pub mod registry;
+pub mod subsidies;
 
 use ledger::transfer::TransferId;
 use sha2::{Digest, Sha256};

@@ -46,6 +46,23 @@ impl Blacklist {
         &self.changes[start..]
     }
 
+    /// What changed after `since`, as sets: the PANs blocked and the PANs unblocked since
+    /// then (each by its latest change), with the version they bring a copy up to. Applying
+    /// them to the set at `since` gives the same set as applying [`Blacklist::since`] in order,
+    /// which is what the terminal download (PROTOCOL.md 3.1) serves.
+    pub fn delta_since(&self, since: u64) -> (u64, Vec<Pan>, Vec<Pan>) {
+        let mut latest: std::collections::BTreeMap<Pan, bool> = Default::default();
+        for change in self.since(since) {
+            latest.insert(change.pan, change.blocked);
+        }
+        let (added, removed): (Vec<_>, Vec<_>) = latest.into_iter().partition(|(_, b)| *b);
+        (
+            self.version(),
+            added.into_iter().map(|(pan, _)| pan).collect(),
+            removed.into_iter().map(|(pan, _)| pan).collect(),
+        )
+    }
+
     /// The change that blocked `pan` most recently at or before `version`, if it was still
     /// blocked at that version.
     pub fn block_in_force(&self, pan: &Pan, version: u64) -> Option<&BlacklistChange> {

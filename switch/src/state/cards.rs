@@ -149,6 +149,14 @@ impl DailyUsage {
     }
 }
 
+/// A PIN's keyed verification value and the PAN it was computed over: a replacement card
+/// keeps its predecessor's PIN, whose value is bound to the old PAN.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinVerifier {
+    pub set_on: Pan,
+    pub value: [u8; 32],
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Card {
     pub pan: Pan,
@@ -162,7 +170,7 @@ pub struct Card {
     pub bank_account: Option<Pan>,
     pub limits: LimitOverrides,
     /// Keyed verification value of the PIN; the clear PIN is never kept.
-    pub pin_verifier: Option<[u8; 32]>,
+    pub pin_verifier: Option<PinVerifier>,
     pub pin_tries_failed: u8,
     pub usage: DailyUsage,
     /// Set when the card was replaced: the card that took its balance.

@@ -3,6 +3,7 @@
 //! the ledger engine logs the events and replays them after a crash through [`HostState::apply`].
 
 pub mod answers;
+pub mod audit;
 pub mod blacklist;
 pub mod cards;
 pub mod ids;
@@ -18,6 +19,7 @@ use ledger::state_machine::StateMachine;
 use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
 use answers::{Answer, RequestKey};
+use audit::{AuditEntry, AuditTrail};
 use blacklist::Blacklist;
 use cards::{Card, CardStatus, Expiry, LimitOverrides};
 use ids::{MerchantId, Pan, TerminalId};
@@ -84,6 +86,8 @@ pub enum HostEvent {
         day: BusinessDay,
         closed_at_ms: u64,
     },
+    /// A change made through the admin API, logged with the change itself.
+    Audited(Box<AuditEntry>),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -107,6 +111,7 @@ pub struct HostState {
     pub refunded_minor: HashMap<TransferId, u64>,
     /// Next retrieval reference number: one more than the highest ever logged.
     pub next_rrn: u64,
+    pub audit: AuditTrail,
 }
 
 impl Default for SystemAccounts {
@@ -260,7 +265,10 @@ impl StateMachine for HostState {
             HostEvent::CardReplaced { old, new } => self.card_mut(old).replaced_by = Some(*new),
             HostEvent::PinSet { pan, verifier } => {
                 let card = self.card_mut(pan);
-                card.pin_verifier = Some(*verifier);
+                card.pin_verifier = Some(cards::PinVerifier {
+                    set_on: *pan,
+                    value: *verifier,
+                });
                 card.pin_tries_failed = 0;
             }
             HostEvent::PinTryFailed { pan } => {
@@ -290,6 +298,7 @@ impl StateMachine for HostState {
                 }
                 self.answers.insert(answer.key, *answer);
             }
+            HostEvent::Audited(entry) => self.audit.record((**entry).clone()),
             HostEvent::DayClosed { day, closed_at_ms } => {
                 assert_eq!(*day, self.business_day, "only the current day closes");
                 self.closed_days.insert(
@@ -320,6 +329,7 @@ impl StateMachine for HostState {
             answers: self.answers.values().copied().collect(),
             refunded_minor: self.refunded_minor.iter().map(|(k, v)| (*k, *v)).collect(),
             next_rrn: self.next_rrn,
+            audit: self.audit.clone(),
         }
     }
 
@@ -338,6 +348,7 @@ impl StateMachine for HostState {
             answers: snapshot.answers.into_iter().map(|a| (a.key, a)).collect(),
             refunded_minor: snapshot.refunded_minor.into_iter().collect(),
             next_rrn: snapshot.next_rrn,
+            audit: snapshot.audit,
         }
     }
 
@@ -372,4 +383,5 @@ pub struct HostSnapshot {
     pub answers: Vec<Answer>,
     pub refunded_minor: Vec<(TransferId, u64)>,
     pub next_rrn: u64,
+    pub audit: AuditTrail,
 }
