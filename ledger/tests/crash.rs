@@ -339,3 +339,95 @@ fn a_failed_sync_answers_nobody() {
     let crash = disk.crashed().expect("the power was cut");
     assert!(crash.image.is_empty());
 }
+
+/// A WAL whose trims fail (a disk error while removing records behind a snapshot), and which
+/// counts what it is asked to do after that.
+struct FailingTrim {
+    disk: SimDisk,
+    failed: Arc<Mutex<bool>>,
+    appends_after_failure: Arc<Mutex<u64>>,
+}
+
+impl Wal for FailingTrim {
+    fn recover(
+        &mut self,
+        from_seq: u64,
+        visit: &mut ledger::wal::Visit<'_>,
+    ) -> Result<ledger::wal::Recovered, WalError> {
+        self.disk.recover(from_seq, visit)
+    }
+
+    fn append(&mut self, group: &RecordGroup) -> std::io::Result<()> {
+        if *self.failed.lock().unwrap() {
+            *self.appends_after_failure.lock().unwrap() += 1;
+        }
+        self.disk.append(group)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.disk.sync()
+    }
+
+    fn trim_before(&mut self, _seq: u64, _records_max: usize) -> std::io::Result<usize> {
+        *self.failed.lock().unwrap() = true;
+        Err(std::io::Error::other("simulated I/O error while trimming"))
+    }
+}
+
+#[test]
+fn a_failed_trim_stops_the_engine_like_a_failed_sync() {
+    let failed = Arc::new(Mutex::new(false));
+    let appends_after_failure = Arc::new(Mutex::new(0));
+    let wal = FailingTrim {
+        disk: SimDisk::new(),
+        failed: failed.clone(),
+        appends_after_failure: appends_after_failure.clone(),
+    };
+    let snapshots = tempfile::tempdir().unwrap();
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let config = EngineConfig {
+        on_wal_failure: WalFailure::Stop,
+        snapshot_every_records: 0,
+        ..EngineConfig::default()
+    };
+    let (engine, _) = Engine::open(Box::new(wal), Some(store), config, Book::new).unwrap();
+    let open_card = |engine: &Engine<Book>| {
+        engine.execute(|tx| {
+            let id = tx.state().next_account_id();
+            tx.emit(LedgerEvent::OpenAccount {
+                id,
+                kind: AccountKind::CardStoredValue,
+            });
+        })
+    };
+    // Two snapshots: the WAL before the older one may now be trimmed, and the trim fails.
+    for _ in 0..2 {
+        open_card(&engine).wait().unwrap();
+        engine.snapshot_now().wait().unwrap();
+    }
+    // The first write after that may be answered (its group was durable before the trim
+    // step ran); once the trim has failed, nothing more is.
+    let first = open_card(&engine).wait();
+    assert!(
+        matches!(first, Ok(()) | Err(EngineError::Stopped)),
+        "{first:?}"
+    );
+    // The WAL thread trims right after answering a group, before it takes the next one.
+    assert_eq!(open_card(&engine).wait(), Err(EngineError::Stopped));
+    assert!(*failed.lock().unwrap(), "the trim never ran");
+    assert_eq!(
+        engine.execute(|tx| tx.state().accounts()).wait(),
+        Err(EngineError::Stopped),
+        "a read was answered after the WAL failed"
+    );
+    assert_eq!(
+        engine.snapshot_now().wait().err(),
+        Some(EngineError::Stopped)
+    );
+    engine.shutdown();
+    assert_eq!(
+        *appends_after_failure.lock().unwrap(),
+        0,
+        "the WAL carried on writing after a failed trim"
+    );
+}

@@ -1,7 +1,7 @@
 //! Counters the switch exports as metrics. Written with relaxed atomics by the engine's
 //! threads; read at any time without stopping them.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 /// Sync latency buckets: bucket `i` counts syncs that took less than `2^i` microseconds (the
 /// last bucket counts the rest), from under 1 µs to over 8 s.
@@ -53,6 +53,8 @@ pub(crate) struct SharedStats {
     /// Oldest snapshot kept: the WAL may be trimmed before it.
     pub(crate) trim_target_seq: AtomicU64,
     pub(crate) snapshots_in_flight: AtomicU64,
+    /// Set by the WAL thread when it failed and stopped (policy [`super::WalFailure::Stop`]).
+    pub(crate) wal_stopped: AtomicBool,
 }
 
 impl SharedStats {

@@ -98,10 +98,14 @@ impl<S: StateMachine> EngineLoop<S> {
         };
         if stopped {
             // The WAL failed. Drop the group being formed and the groups the WAL thread never
-            // took (with them their completions, answering `Stopped`), then refuse the rest.
+            // took (with them their completions, answering `Stopped`), then refuse the rest
+            // until shutdown, unless the shutdown request was already taken.
+            let shutdown_seen = self.shutting_down;
             drop(self);
             drop(groups);
-            refuse_until_shutdown(requests);
+            if !shutdown_seen {
+                refuse_until_shutdown(requests);
+            }
         }
         // Otherwise dropping `groups` lets the WAL thread finish what it has and stop.
     }
@@ -151,6 +155,10 @@ impl<S: StateMachine> EngineLoop<S> {
         groups: &Sender<WalJob<S>>,
     ) -> Result<(), Stopped> {
         loop {
+            if self.stats.wal_stopped.load(Acquire) {
+                // The WAL failed: even a read of durable state is not answered any more.
+                return Err(Stopped);
+            }
             if self.group_is_empty() {
                 return Ok(());
             }
@@ -285,7 +293,10 @@ pub(crate) fn run_wal<S: StateMachine>(
         let job = match groups.recv_timeout(IDLE_TRIM_INTERVAL) {
             Ok(job) => job,
             Err(RecvTimeoutError::Timeout) => {
-                trim_step(wal.as_mut(), stats, config, &mut trimmed_before);
+                if trim_step(wal.as_mut(), stats, config, &mut trimmed_before).is_err() {
+                    stop_after_failure(&groups, stats);
+                    return;
+                }
                 continue;
             }
             Err(RecvTimeoutError::Disconnected) => break,
@@ -306,12 +317,8 @@ pub(crate) fn run_wal<S: StateMachine>(
                     let started = Instant::now();
                     if let Err(error) = wal.append(&records).and_then(|()| wal.sync()) {
                         wal_failed(config.on_wal_failure, first_seq, &error);
-                        // Dropping the completions answers every waiting request `Stopped`:
-                        // this group's, and those of every group sent until shutdown.
                         drop(completions);
-                        for job in groups.iter() {
-                            drop(job);
-                        }
+                        stop_after_failure(&groups, stats);
                         return;
                     }
                     let sync_us = started.elapsed().as_micros() as u64;
@@ -323,7 +330,10 @@ pub(crate) fn run_wal<S: StateMachine>(
                 for completion in completions {
                     completion(Ok(()));
                 }
-                trim_step(wal.as_mut(), stats, config, &mut trimmed_before);
+                if trim_step(wal.as_mut(), stats, config, &mut trimmed_before).is_err() {
+                    stop_after_failure(&groups, stats);
+                    return;
+                }
             }
             WalJob::Snapshot {
                 seq,
@@ -363,16 +373,27 @@ pub(crate) fn run_wal<S: StateMachine>(
     }
 }
 
-/// Removes one step of WAL records behind the oldest kept snapshot.
+/// After a failed append, sync or trim (with [`WalFailure::Stop`]): tells the engine thread
+/// to stop answering, then drops every group still sent until shutdown, which answers each
+/// of their requests `Stopped`. Nothing is written or acknowledged any more.
+fn stop_after_failure<S: StateMachine>(groups: &Receiver<WalJob<S>>, stats: &SharedStats) {
+    stats.wal_stopped.store(true, Release);
+    for job in groups.iter() {
+        drop(job);
+    }
+}
+
+/// Removes one step of WAL records behind the oldest kept snapshot. An `Err` means the WAL
+/// failed (and the policy did not abort): the WAL thread must stop.
 fn trim_step(
     wal: &mut dyn Wal,
     stats: &SharedStats,
     config: &EngineConfig,
     trimmed_before: &mut u64,
-) {
+) -> Result<(), Stopped> {
     let target = stats.trim_target_seq.load(Relaxed);
     if target <= *trimmed_before {
-        return;
+        return Ok(());
     }
     match wal.trim_before(target, config.trim_step_records) {
         Ok(removed) => {
@@ -380,8 +401,12 @@ fn trim_step(
             if removed < config.trim_step_records {
                 *trimmed_before = target;
             }
+            Ok(())
         }
-        Err(error) => wal_failed(config.on_wal_failure, target, &error),
+        Err(error) => {
+            wal_failed(config.on_wal_failure, target, &error);
+            Err(Stopped)
+        }
     }
 }
 
