@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# How close to the wire is Bursar? The same loadgen settings against the echo host (answers
+# every request with a fixed approval, nothing else) and then against `bursar` (durable WAL,
+# fresh data directory), one after the other on this machine, loadgen included.
+#
+#   benches/e2e.sh                      # defaults below
+#   TERMINALS=256 DEPTH=4 DURATION=30s benches/e2e.sh
+#
+# Prints each run's report, then the throughput ratio and bursar's p99 in an open loop at half
+# of its own peak rate. Targets (docs/BENCHMARKS.md): ratio >= 50 %, p99 at half peak <= 5 ms;
+# exits 1 when one is missed. Results as JSON are kept in $OUT (default: a temp directory).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TERMINALS=${TERMINALS:-64}
+DEPTH=${DEPTH:-8}
+DURATION=${DURATION:-15s}
+MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
+CARDS=${CARDS:-1024}
+TOKEN=bench-admin-token-0123456789
+
+cargo build --release --locked -p switch -p loadgen --bins
+BIN="${CARGO_TARGET_DIR:-target}/release"
+# One descriptor per connection, on both sides: as many as the hard limit allows.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+WORK=$(mktemp -d)
+OUT=${OUT:-$WORK}
+mkdir -p "$OUT"
+HOST_PID=
+cleanup() {
+    if [[ -n $HOST_PID ]]; then kill "$HOST_PID" 2>/dev/null || true; wait "$HOST_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK/data" "$WORK/outbox"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+stop_host() {
+    kill "$HOST_PID"
+    wait "$HOST_PID" 2>/dev/null || true
+    HOST_PID=
+}
+loadgen() { # loadgen NAME ARGS...: one run, its report kept as $OUT/NAME.json
+    local name=$1
+    shift
+    echo "== $name" >&2
+    "$BIN/loadgen" run --terminals "$TERMINALS" --cards "$CARDS" --mix "$MIX" --duration "$DURATION" \
+        --json "$@" >"$OUT/$name.json"
+    jq -r '"   \(.answered) answered, \(.throughput_per_s | floor)/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us, p99.9 \(.latency_us.p99_9) us, max \(.latency_us.max) us; codes \(.codes | tostring); errors \(.errors | tostring)"' "$OUT/$name.json" >&2
+}
+field() { jq -r "$2" "$OUT/$1.json"; }
+
+# 1. The echo host, closed loop.
+ECHO_ADDR=127.0.0.1:$(free_port)
+"$BIN/loadgen" echo-host --addr "$ECHO_ADDR" 2>"$WORK/echo.log" &
+HOST_PID=$!
+sleep 0.5
+loadgen echo_peak --addr "$ECHO_ADDR" --depth "$DEPTH"
+stop_host
+
+# 2. Bursar, same settings, then an open loop at half of its peak.
+TERMINAL_ADDR=127.0.0.1:$(free_port)
+ADMIN_ADDR=127.0.0.1:$(free_port)
+cat >"$WORK/bursar.toml" <<TOML
+[admin.tokens]
+bench = "$TOKEN"
+TOML
+RUST_LOG=warn "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" --outbox-dir "$WORK/outbox" \
+    --terminal-addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" 2>"$WORK/bursar.log" &
+HOST_PID=$!
+for _ in $(seq 100); do
+    curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break
+    sleep 0.1
+done
+BURSAR=(--addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" --admin-token "$TOKEN")
+loadgen bursar_peak "${BURSAR[@]}" --depth "$DEPTH"
+HALF=$(field bursar_peak '.throughput_per_s / 2 | floor')
+loadgen bursar_half "${BURSAR[@]}" --rate "$HALF"
+stop_host
+
+# 3. The echo host at that same rate: what the machine and loadgen add at that load.
+"$BIN/loadgen" echo-host --addr "$ECHO_ADDR" 2>>"$WORK/echo.log" &
+HOST_PID=$!
+sleep 0.5
+loadgen echo_half --addr "$ECHO_ADDR" --rate "$HALF"
+stop_host
+
+ECHO_TPS=$(field echo_peak '.throughput_per_s | floor')
+BURSAR_TPS=$(field bursar_peak '.throughput_per_s | floor')
+RATIO=$(jq -n "$BURSAR_TPS * 100 / $ECHO_TPS | floor")
+P99_HALF_US=$(field bursar_half '.latency_us.p99')
+P99_ECHO_HALF_US=$(field echo_half '.latency_us.p99')
+cat <<REPORT
+
+machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
+settings: $TERMINALS terminals, depth $DEPTH, $DURATION per run, mix $MIX
+echo host:  $ECHO_TPS requests/s
+bursar:     $BURSAR_TPS requests/s = $RATIO % of the echo host (target >= 50 %)
+open loop at $HALF/s (half of bursar's peak): bursar p99 $P99_HALF_US us (target <= 5000 us), echo host p99 $P99_ECHO_HALF_US us
+reports: $OUT/{echo_peak,bursar_peak,bursar_half,echo_half}.json
+REPORT
+missed=0
+if ((RATIO < 50)); then echo "MISSED: throughput ratio $RATIO % < 50 %"; missed=1; fi
+if ((P99_HALF_US > 5000)); then echo "MISSED: p99 at half peak $P99_HALF_US us > 5000 us"; missed=1; fi
+exit $missed
