@@ -4,6 +4,7 @@
 //! crate decides; the ledger remembers.
 
 pub mod admin;
+pub mod admin_cli;
 pub mod authorize;
 pub mod cli;
 pub mod clock;
