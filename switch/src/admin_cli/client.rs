@@ -67,4 +67,16 @@ impl Client {
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok(Answer { status, body })
     }
+
+    /// Asks one cheap authenticated question, so a wrong token or URL is reported before a
+    /// file is sent (a host refusing a large body early may reset the connection instead
+    /// of letting the 401 be read).
+    pub fn check_token(&self) -> anyhow::Result<()> {
+        let answer = self.call("GET", "/v1/audit?since=0&limit=1", None)?;
+        match answer.status {
+            200 => Ok(()),
+            401 => Err(anyhow!("HTTP 401: {} (check --token)", answer.error())),
+            status => Err(anyhow!("HTTP {status}: {}", answer.error())),
+        }
+    }
 }

@@ -338,6 +338,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if !(1..=1000).contains(&chunk) {
                 bail!("--chunk must be within 1..=1000");
             }
+            client.check_token()?;
             let summary = bulk::issue_csv(&client, &file, chunk, args.quiet)?;
             bulk::print_summary("issue", &summary);
             Ok(outcome(&summary))
@@ -350,6 +351,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             if !(1..=10_000).contains(&chunk) {
                 bail!("--chunk must be within 1..=10000");
             }
+            client.check_token()?;
             let summary = bulk::subsidies_csv(&client, &file, &reference, chunk, args.quiet)?;
             bulk::print_summary("subsidies", &summary);
             if summary.done + summary.repeated == 0 && !summary.rejected.is_empty() {
