@@ -69,6 +69,20 @@ fn every_endpoint_wants_the_bearer_token() {
     assert_eq!(audit_last_id(&host), 0, "refused requests are not changes");
     let (status, _) = host.api_with_token("GET", "/healthz", None, None);
     assert_eq!(status, 200, "liveness needs no token");
+    // Errors axum answers itself keep the API's shape.
+    let (status, answer) = host.api("GET", "/v1/merchants", None);
+    assert_eq!(status, 405);
+    assert!(!error_of(&answer).is_empty());
+    let (status, answer) = host.api(
+        "POST",
+        "/v1/cards/bulk",
+        Some(json!({"cards": ["x".repeat(3 << 20)]})),
+    );
+    assert_eq!(status, 413);
+    assert!(!error_of(&answer).is_empty());
+    let (status, answer) = host.api("GET", "/v1/nothing-here", None);
+    assert_eq!(status, 404);
+    assert!(!error_of(&answer).is_empty());
 }
 
 #[test]

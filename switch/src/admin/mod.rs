@@ -55,6 +55,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(middleware::map_response(reply::json_errors))
         .with_state(shared);
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -96,15 +97,29 @@ async fn authorize(
         let matches: bool = token.as_bytes().ct_eq(presented.as_bytes()).into();
         found.or(matches.then(|| name.clone()))
     });
+    // The route's template, never the path itself: a path may hold a card number.
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(String::new, |p| p.as_str().to_owned());
+    let method = request.method().clone();
     let Some(operator) = operator else {
+        tracing::warn!(%method, route, "admin request refused: missing or wrong bearer token");
         return ApiError::Unauthorized.into_response();
     };
     let Some(host) = shared.host.get().cloned() else {
         return ApiError::Unavailable.into_response();
     };
-    request.extensions_mut().insert(Operator(operator));
+    request.extensions_mut().insert(Operator(operator.clone()));
     request.extensions_mut().insert(host);
-    next.run(request).await
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        tracing::info!(operator, %method, route, status, "admin request");
+    } else {
+        tracing::warn!(operator, %method, route, status, "admin request refused");
+    }
+    response
 }
 
 /// The name of the token a request was made with, for the audit trail.

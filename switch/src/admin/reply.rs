@@ -67,3 +67,33 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
 }
+
+/// Errors axum answers by itself (a body too large, a wrong method, a path it cannot
+/// extract) come as plain text; the API promises `{"error": ...}` for every 4xx.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "request body too large".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this endpoint".to_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_lowercase(),
+    };
+    // Keep the other headers (`Allow` of a 405); only the body and its type change.
+    let (mut parts, _) = response.into_parts();
+    let body = serde_json::json!({ "error": message }).to_string();
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

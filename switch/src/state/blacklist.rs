@@ -74,3 +74,59 @@ impl Blacklist {
             .filter(|c| c.blocked)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn pan(serial: u64) -> Pan {
+        let body = format!("629999{serial:09}");
+        let check = crate::state::ids::luhn_check_digit(&body) as char;
+        Pan::parse(&format!("{body}{check}")).unwrap()
+    }
+
+    /// The delta from any version brings the set at that version to the current set, the
+    /// same as replaying the changes one by one (what a terminal does with its pages).
+    #[test]
+    fn delta_since_any_version_equals_replaying_the_changes() {
+        let mut blacklist = Blacklist::default();
+        let script = [
+            (1, true),
+            (2, true),
+            (1, false),
+            (3, true),
+            (2, false),
+            (1, true),
+            (4, true),
+            (4, false),
+        ];
+        for (at, (serial, blocked)) in script.iter().enumerate() {
+            blacklist.record(pan(*serial), *blocked, at as u64);
+        }
+        let set_at = |version: u64| -> BTreeSet<Pan> {
+            let mut set = BTreeSet::new();
+            for change in &blacklist.since(0)[..version as usize] {
+                if change.blocked {
+                    set.insert(change.pan);
+                } else {
+                    set.remove(&change.pan);
+                }
+            }
+            set
+        };
+        let current = set_at(blacklist.version());
+        for since in 0..=blacklist.version() + 2 {
+            let (version, added, removed) = blacklist.delta_since(since);
+            assert_eq!(version, 8);
+            let mut set = set_at(since.min(8));
+            for p in &removed {
+                set.remove(p);
+            }
+            set.extend(added.iter().copied());
+            assert_eq!(set, current, "since {since}");
+            assert!(added.iter().all(|p| !removed.contains(p)));
+        }
+        assert_eq!(blacklist.delta_since(5), (8, vec![pan(1)], vec![pan(4)]));
+    }
+}
