@@ -79,6 +79,17 @@ pub struct BankConfig {
     pub timeout_ms: u64,
     pub echo_interval_ms: u64,
     pub max_in_flight: usize,
+    /// First reconnect delay after the link went down; doubles up to `reconnect_max_ms`.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Advices (reversals, clearing hand-offs) waiting at most; beyond it top-ups answer `91`.
+    pub saf_depth_max: usize,
+    /// TLS: the bank's CA (PEM). Set it to use TLS; add a client certificate and key for
+    /// mutual TLS. `tls_server_name` defaults to the host part of `addr`.
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_server_name: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -183,6 +194,13 @@ impl Default for BankConfig {
             timeout_ms: 3_000,
             echo_interval_ms: 30_000,
             max_in_flight: 256,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+            saf_depth_max: 100_000,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_server_name: None,
         }
     }
 }
@@ -305,6 +323,30 @@ impl Config {
         }
         if self.bank.timeout_ms == 0 {
             return invalid("bank.timeout_ms", "must be at least 1");
+        }
+        if self.bank.echo_interval_ms == 0 || self.bank.max_in_flight == 0 {
+            return invalid(
+                "bank.echo_interval_ms",
+                "echo_interval_ms and max_in_flight must be at least 1",
+            );
+        }
+        if self.bank.reconnect_min_ms == 0 || self.bank.reconnect_max_ms < self.bank.reconnect_min_ms
+        {
+            return invalid(
+                "bank.reconnect_min_ms",
+                "must be at least 1 and at most reconnect_max_ms",
+            );
+        }
+        if self.bank.saf_depth_max == 0 {
+            return invalid("bank.saf_depth_max", "must be at least 1");
+        }
+        if self.bank.tls_cert.is_some() != self.bank.tls_key.is_some()
+            || (self.bank.tls_cert.is_some() && self.bank.tls_ca.is_none())
+        {
+            return invalid(
+                "bank.tls_cert",
+                "tls_cert and tls_key go together, and need tls_ca",
+            );
         }
         if self.ledger.group_max_events == 0 {
             return invalid("ledger.group_max_events", "must be at least 1");

@@ -27,6 +27,8 @@ pub struct Host {
     pub engine: Engine<HostState>,
     pub metrics: Arc<Metrics>,
     pub terminal_tls: Option<TlsAcceptor>,
+    pub bank: crate::bank::BankLink,
+    pub day_close: crate::day::DayCloser,
 }
 
 impl Host {
@@ -91,16 +93,21 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(crate::link::tls::acceptor(cert, key)?),
         _ => None,
     };
+    let bank_tls = crate::bank::tls::connector(&config.bank)?;
     let policy = Arc::new(Policy::from_config(&config));
     let engine = recover(&config, &metrics).await?;
+    let bank = crate::bank::BankLink::new(config.bank.addr.is_some(), config.bank.max_in_flight);
     let host = Arc::new(Host {
         config,
         policy,
         engine,
         metrics: metrics.clone(),
         terminal_tls,
+        bank,
+        day_close: crate::day::DayCloser::default(),
     });
     initialise(&host).await?;
+    let bank_tasks = start_bank(&host, bank_tls, &shutdown).await?;
 
     let terminal_listener = TcpListener::bind(host.config.terminal_link.addr)
         .await
@@ -127,6 +134,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), terminal_task).await;
     let _ = admin_task.await;
+    for task in bank_tasks {
+        let _ = task.await;
+    }
     // Every request answered so far was durable; this waits for the ones still in a group.
     host.engine.shutdown();
     info!("stopped");
@@ -188,6 +198,39 @@ async fn initialise(host: &Arc<Host>) -> anyhow::Result<()> {
     let day = host.engine.execute(|tx| tx.state().business_day).await?;
     host.metrics.business_day.set(day.0 as i64);
     Ok(())
+}
+
+/// The bank side: top-ups left without an answer by the last stop are reversed, days closed
+/// but not yet published are published, then the link, the SAF sender and the day's clock.
+async fn start_bank(
+    host: &Arc<Host>,
+    tls: Option<tokio_rustls::TlsConnector>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let policy = host.policy.clone();
+    let now = now_ms();
+    let reversed = host
+        .engine
+        .execute(move |tx| crate::bank::topup::recover_pending(tx, &policy, now))
+        .await?;
+    if reversed > 0 {
+        info!(
+            reversed,
+            "top-ups unanswered at the last stop: answered 91, reversals queued"
+        );
+    }
+    crate::day::recover(host).await?;
+    host.bank
+        .set_state(crate::bank::LinkState::Down, &host.metrics);
+    Ok(vec![
+        tokio::spawn(crate::bank::session::run(
+            host.clone(),
+            tls,
+            shutdown.clone(),
+        )),
+        tokio::spawn(crate::bank::saf::run(host.clone(), shutdown.clone())),
+        tokio::spawn(crate::day::schedule(host.clone(), shutdown.clone())),
+    ])
 }
 
 async fn wait_for_signal() {

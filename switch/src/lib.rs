@@ -6,9 +6,11 @@
 pub mod admin;
 pub mod admin_cli;
 pub mod authorize;
+pub mod bank;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod day;
 pub mod demo;
 pub mod host;
 pub mod link;

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub blacklist_version: IntGauge,
     pub bank_link_state: IntGaugeVec,
     pub saf_depth: IntGauge,
+    pub bank_reconnects: IntCounter,
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -141,6 +142,11 @@ impl Metrics {
             "Store-and-forward advices waiting for the bank.",
         )
         .expect("valid metric");
+        let bank_reconnects = IntCounter::new(
+            "bursar_bank_reconnects_total",
+            "Times the bank link went down and a reconnect was scheduled.",
+        )
+        .expect("valid metric");
         let mut family_names = vec![FSYNC_HISTOGRAM.to_owned()];
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
@@ -162,6 +168,7 @@ impl Metrics {
             Box::new(blacklist_version.clone()),
             Box::new(bank_link_state.clone()),
             Box::new(saf_depth.clone()),
+            Box::new(bank_reconnects.clone()),
         ] {
             family_names.extend(collector.desc().iter().map(|desc| desc.fq_name.clone()));
             registry
@@ -191,6 +198,7 @@ impl Metrics {
             blacklist_version,
             bank_link_state,
             saf_depth,
+            bank_reconnects,
         }
     }
 

@@ -5,6 +5,7 @@ mod bulk;
 mod cards;
 mod change;
 mod lifecycle;
+mod cutover;
 mod registry;
 mod reply;
 mod statement;
@@ -48,6 +49,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/v1/blacklist", get(trails::blacklist))
         .route("/v1/audit", get(trails::audit))
         .route("/v1/ledger/check", get(registry::ledger_check))
+        .route("/v1/cutover", post(cutover::cutover))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authorize));
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

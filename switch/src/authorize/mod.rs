@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::policy::Policy;
 use crate::state::answers::{Answer, Reply, RequestKey};
+use crate::state::bank::PendingTopUp;
 use crate::state::ids::{MerchantId, TerminalId};
 use crate::state::registry::Terminal;
 use crate::state::{HostEvent, HostState};
@@ -35,6 +36,30 @@ pub struct Decision {
     pub mac_key: Option<[u8; 16]>,
     /// Why a request was declined, for the log line (never a PAN or key).
     pub reason: Option<&'static str>,
+}
+
+/// What is left to do at the bank before a top-up can be answered (`bank::topup`).
+#[derive(Copy, Clone, Debug)]
+pub enum BankStep {
+    /// Send this top-up to the bank (its `TopUpStarted` was emitted).
+    Send(PendingTopUp),
+    /// A retransmission of a top-up still waiting for the bank: answer what it gets.
+    AwaitPending(RequestKey),
+}
+
+/// What a top-up may start: the bank link must be signed on and the SAF queue have room
+/// (a top-up that times out queues a reversal).
+#[derive(Copy, Clone, Debug)]
+pub struct BankGate {
+    pub link_up: bool,
+    pub saf_depth_max: usize,
+}
+
+impl BankGate {
+    pub const CLOSED: BankGate = BankGate {
+        link_up: false,
+        saf_depth_max: 0,
+    };
 }
 
 /// The kinds of terminal request, by MTI and processing code.
@@ -132,13 +157,38 @@ fn required_fields(kind: RequestType) -> &'static [Field] {
     }
 }
 
-/// Decides a terminal request. `digest` is the request's content digest (for 3.7).
+/// Decides a terminal request with no bank link: top-ups answer `91`.
 pub fn terminal_request(
     tx: &mut HostTx<'_>,
     msg: &Message,
     policy: &Policy,
     now_ms: u64,
 ) -> Decision {
+    let (decision, step) = terminal_request_with_bank(tx, msg, policy, BankGate::CLOSED, now_ms);
+    assert!(step.is_none(), "no top-up starts without a bank link");
+    decision
+}
+
+/// Decides a terminal request. A top-up that passed its checks comes back with a
+/// [`BankStep`]: its answer is the bank's, so nothing is recorded for it here.
+pub fn terminal_request_with_bank(
+    tx: &mut HostTx<'_>,
+    msg: &Message,
+    policy: &Policy,
+    gate: BankGate,
+    now_ms: u64,
+) -> (Decision, Option<BankStep>) {
+    let (decision, step) = decide_request(tx, msg, policy, gate, now_ms);
+    (decision, step)
+}
+
+fn decide_request(
+    tx: &mut HostTx<'_>,
+    msg: &Message,
+    policy: &Policy,
+    gate: BankGate,
+    now_ms: u64,
+) -> (Decision, Option<BankStep>) {
     let state = tx.state();
     let day = state.business_day;
     let decline = |code, reason, mac_key| Decision {
@@ -153,9 +203,12 @@ pub fn terminal_request(
         .and_then(TerminalId::parse)
         .and_then(|id| state.terminals.get(&id))
     else {
-        return decline(
-            ResponseCode::UnknownTerminal,
-            "terminal not registered",
+        return (
+            decline(
+                ResponseCode::UnknownTerminal,
+                "terminal not registered",
+                None,
+            ),
             None,
         );
     };
@@ -164,29 +217,41 @@ pub fn terminal_request(
     if kind != RequestType::NetworkManagement {
         let merchant = msg.merchant_id().and_then(MerchantId::parse);
         if merchant != Some(terminal.merchant) {
-            return decline(
-                ResponseCode::UnknownTerminal,
-                "merchant does not match the terminal",
-                mac_key,
+            return (
+                decline(
+                    ResponseCode::UnknownTerminal,
+                    "merchant does not match the terminal",
+                    mac_key,
+                ),
+                None,
             );
         }
         if !terminal.signed_on {
-            return decline(
-                ResponseCode::UnknownTerminal,
-                "terminal not signed on",
-                mac_key,
+            return (
+                decline(
+                    ResponseCode::UnknownTerminal,
+                    "terminal not signed on",
+                    mac_key,
+                ),
+                None,
             );
         }
     }
     if let Some(field) = required_fields(kind).iter().find(|f| !msg.has(**f)) {
         let _ = field;
-        return decline(ResponseCode::FormatError, "required field missing", mac_key);
+        return (
+            decline(ResponseCode::FormatError, "required field missing", mac_key),
+            None,
+        );
     }
     if let Some(reason) = checks::format(msg, policy) {
-        return decline(ResponseCode::FormatError, reason, mac_key);
+        return (decline(ResponseCode::FormatError, reason, mac_key), None);
     }
     if terminal.mac_required && !checks::mac_valid(msg, terminal) {
-        return decline(ResponseCode::MacFailure, "MAC missing or wrong", mac_key);
+        return (
+            decline(ResponseCode::MacFailure, "MAC missing or wrong", mac_key),
+            None,
+        );
     }
 
     let key = request_key(msg, terminal);
@@ -197,7 +262,7 @@ pub fn terminal_request(
     );
     if answers_kept {
         if let Some(answer) = state.answers.get(&key) {
-            return if answer.digest == digest {
+            let decision = if answer.digest == digest {
                 Decision {
                     reply: answer.reply,
                     private_data: None,
@@ -211,16 +276,38 @@ pub fn terminal_request(
                     mac_key,
                 )
             };
+            return (decision, None);
+        }
+        // A top-up still at the bank has no answer yet: its retransmission waits for it.
+        if let Some(pending) = state.bank.pending_topups.get(&key) {
+            if pending.digest == digest {
+                let waiting = decline(ResponseCode::BankUnavailable, "waiting", mac_key);
+                return (waiting, Some(BankStep::AwaitPending(key)));
+            }
+            return (
+                decline(
+                    ResponseCode::DuplicateDifferent,
+                    "same F41, F11 and F7 with different content",
+                    mac_key,
+                ),
+                None,
+            );
         }
     }
 
     let terminal = terminal.clone();
+    let mut step = None;
     let mut decision = match kind {
         RequestType::NetworkManagement => network::decide(tx, msg, &terminal, policy),
         RequestType::BalanceInquiry => balance::decide(tx, msg, &terminal, policy),
         RequestType::Purchase => purchase::decide(tx, msg, &terminal, policy, key, now_ms),
         RequestType::Refund => refund::decide(tx, msg, &terminal, key, now_ms),
-        RequestType::TopUp => topup::decide(tx, msg, &terminal, policy),
+        RequestType::TopUp => {
+            let (decision, started) =
+                topup::decide(tx, msg, &terminal, policy, (key, digest), gate, now_ms);
+            step = started.map(BankStep::Send);
+            decision
+        }
         RequestType::Reversal => reversal::decide(tx, msg, &terminal, key, now_ms),
         RequestType::Unsupported => decline(
             UNKNOWN_PROCESSING_CODE,
@@ -229,7 +316,7 @@ pub fn terminal_request(
         ),
     };
     decision.mac_key = mac_key;
-    if answers_kept {
+    if answers_kept && step.is_none() {
         let day = tx.state().business_day;
         tx.emit(HostEvent::Answered(Answer {
             key,
@@ -238,7 +325,7 @@ pub fn terminal_request(
             day,
         }));
     }
-    decision
+    (decision, step)
 }
 
 impl Reply {

@@ -147,20 +147,29 @@ async fn answer(host: &Arc<Host>, frame: Bytes, started: Instant) -> Option<Byte
     let mti = request.mti();
     let policy = host.policy.clone();
     let now = now_ms();
+    let gate = authorize::BankGate {
+        link_up: host.bank.is_signed_on(),
+        saf_depth_max: host.config.bank.saf_depth_max,
+    };
     let decided = host
         .engine
         .execute(move |tx| {
-            let decision = authorize::terminal_request(tx, &request, &policy, now);
-            (request, decision)
+            let (decision, bank_step) =
+                authorize::terminal_request_with_bank(tx, &request, &policy, gate, now);
+            (request, decision, bank_step)
         })
         .await;
-    let (request, decision) = match decided {
+    let (request, mut decision, bank_step) = match decided {
         Ok(decided) => decided,
         Err(error) => {
             warn!(%error, "engine unavailable: request not answered");
             return None;
         }
     };
+    // A top-up is answered with the bank's decision (bank::topup).
+    if let Some(step) = bank_step {
+        decision = crate::bank::topup::complete(host, step, decision.mac_key).await?;
+    }
     let code = std::str::from_utf8(&decision.reply.code)
         .unwrap_or("??")
         .to_owned();

@@ -4,6 +4,7 @@
 
 pub mod answers;
 pub mod audit;
+pub mod bank;
 pub mod blacklist;
 pub mod cards;
 pub mod ids;
@@ -20,6 +21,7 @@ use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
 use answers::{Answer, RequestKey};
 use audit::{AuditEntry, AuditTrail};
+use bank::{BankState, PendingTopUp, SafEntry, SafKind};
 use blacklist::Blacklist;
 use cards::{Card, CardStatus, Expiry, LimitOverrides};
 use ids::{MerchantId, Pan, TerminalId};
@@ -88,11 +90,28 @@ pub enum HostEvent {
     },
     /// A change made through the admin API, logged with the change itself.
     Audited(Box<AuditEntry>),
+    /// A kiosk top-up is about to go to the bank (state/bank.rs).
+    TopUpStarted(Box<PendingTopUp>),
+    /// The top-up's answer is recorded (with its `Answered` and posting, if any).
+    TopUpFinished {
+        key: RequestKey,
+    },
+    SafQueued(Box<SafEntry>),
+    /// The advice may have reached the bank: later sends are repeats.
+    SafSent {
+        seq: u64,
+    },
+    /// The bank answered the advice: it leaves the queue.
+    SafDone {
+        seq: u64,
+    },
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ClosedDay {
     pub closed_at_ms: u64,
+    /// The day's clearing 0500 was queued for the bank (its files were published first).
+    pub clearing_queued: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -112,6 +131,7 @@ pub struct HostState {
     /// Next retrieval reference number: one more than the highest ever logged.
     pub next_rrn: u64,
     pub audit: AuditTrail,
+    pub bank: BankState,
 }
 
 impl Default for SystemAccounts {
@@ -305,6 +325,7 @@ impl StateMachine for HostState {
                     *day,
                     ClosedDay {
                         closed_at_ms: *closed_at_ms,
+                        clearing_queued: false,
                     },
                 );
                 self.business_day = crate::clock::next_day(*day);
@@ -312,6 +333,34 @@ impl StateMachine for HostState {
                 // can no longer be retransmitted.
                 let keep_from = *day;
                 self.answers.retain(|_, answer| answer.day >= keep_from);
+            }
+            HostEvent::TopUpStarted(pending) => {
+                self.bank.use_stan(pending.bank_stan);
+                self.next_rrn = self.next_rrn.max(pending.rrn + 1);
+                let previous = self.bank.pending_topups.insert(pending.key, **pending);
+                assert!(previous.is_none(), "a top-up starts once");
+            }
+            HostEvent::TopUpFinished { key } => {
+                let finished = self.bank.pending_topups.remove(key);
+                assert!(finished.is_some(), "only a pending top-up finishes");
+            }
+            HostEvent::SafQueued(entry) => {
+                assert_eq!(entry.seq, self.bank.next_saf_seq, "SAF entries queue in order");
+                self.bank.use_stan(entry.stan);
+                self.bank.next_saf_seq += 1;
+                if let SafKind::Clearing { day } = entry.kind {
+                    self.closed_days
+                        .get_mut(&day)
+                        .expect("clearing is queued for a closed day")
+                        .clearing_queued = true;
+                }
+                self.bank.saf.insert(entry.seq, (**entry).clone());
+            }
+            HostEvent::SafSent { seq } => {
+                self.bank.saf.get_mut(seq).expect("queued advice").sent = true;
+            }
+            HostEvent::SafDone { seq } => {
+                self.bank.saf.remove(seq).expect("queued advice");
             }
         }
     }
@@ -330,6 +379,7 @@ impl StateMachine for HostState {
             refunded_minor: self.refunded_minor.iter().map(|(k, v)| (*k, *v)).collect(),
             next_rrn: self.next_rrn,
             audit: self.audit.clone(),
+            bank: self.bank.clone(),
         }
     }
 
@@ -349,6 +399,7 @@ impl StateMachine for HostState {
             refunded_minor: snapshot.refunded_minor.into_iter().collect(),
             next_rrn: snapshot.next_rrn,
             audit: snapshot.audit,
+            bank: snapshot.bank,
         }
     }
 
@@ -384,4 +435,5 @@ pub struct HostSnapshot {
     pub refunded_minor: Vec<(TransferId, u64)>,
     pub next_rrn: u64,
     pub audit: AuditTrail,
+    pub bank: BankState,
 }
