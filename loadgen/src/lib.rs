@@ -4,6 +4,7 @@
 //! Not for production traffic: the terminals share one test TPK and TAK, and the echo host
 //! approves anyone.
 
+pub mod banksim;
 pub mod clock;
 pub mod echo_host;
 pub mod fleet;

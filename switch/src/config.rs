@@ -330,7 +330,8 @@ impl Config {
                 "echo_interval_ms and max_in_flight must be at least 1",
             );
         }
-        if self.bank.reconnect_min_ms == 0 || self.bank.reconnect_max_ms < self.bank.reconnect_min_ms
+        if self.bank.reconnect_min_ms == 0
+            || self.bank.reconnect_max_ms < self.bank.reconnect_min_ms
         {
             return invalid(
                 "bank.reconnect_min_ms",

@@ -197,6 +197,11 @@ impl HostProcess {
         }
     }
 
+    /// Replaces the extra TOML for the next (re)start.
+    pub fn set_config(&mut self, config: String) {
+        self.options.config = config;
+    }
+
     /// Starts again on the same data directory and ports.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop the host before restarting it");

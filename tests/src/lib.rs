@@ -2,6 +2,7 @@
 //! with its own data directory, and talk to it as a terminal and as an operator would.
 
 pub mod admin;
+pub mod banksim;
 pub mod host;
 pub mod prom;
 pub mod terminal;

@@ -30,13 +30,15 @@ pub async fn cutover(host: HostRef, body: Bytes) -> Result<impl IntoResponse, Ap
         })?),
         None => None,
     };
-    let published = day::cutover(&host, day).await.map_err(|error| match error {
-        CloseError::NotClosed(_) => ApiError::NotFound(error.to_string()),
-        CloseError::Failed(_) => {
-            tracing::error!(%error, "cutover failed");
-            ApiError::Unavailable
-        }
-    })?;
+    let published = day::cutover(&host, day)
+        .await
+        .map_err(|error| match error {
+            CloseError::NotClosed(_) => ApiError::NotFound(error.to_string()),
+            CloseError::Failed(_) => {
+                tracing::error!(%error, "cutover failed");
+                ApiError::Unavailable
+            }
+        })?;
     Ok(Json(json!({
         "business_date": iso_date(published.business_day),
         "files": published.files,

@@ -178,17 +178,6 @@ pub fn terminal_request_with_bank(
     gate: BankGate,
     now_ms: u64,
 ) -> (Decision, Option<BankStep>) {
-    let (decision, step) = decide_request(tx, msg, policy, gate, now_ms);
-    (decision, step)
-}
-
-fn decide_request(
-    tx: &mut HostTx<'_>,
-    msg: &Message,
-    policy: &Policy,
-    gate: BankGate,
-    now_ms: u64,
-) -> (Decision, Option<BankStep>) {
     let state = tx.state();
     let day = state.business_day;
     let decline = |code, reason, mac_key| Decision {

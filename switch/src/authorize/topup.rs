@@ -61,7 +61,9 @@ fn start(
     let state = tx.state();
     let merchant = &state.merchants[&terminal.merchant];
     let card = checks::usable_card(state, msg, merchant)?.clone();
-    let Some(bank_account) = card.bank_account.filter(|_| card.kind != CardKind::Temporary)
+    let Some(bank_account) = card
+        .bank_account
+        .filter(|_| card.kind != CardKind::Temporary)
     else {
         return Err((
             ResponseCode::NotPermitted,

@@ -197,7 +197,10 @@ mod tests {
         )
         .unwrap();
         let message = Message::parse(bytes).unwrap();
-        assert_eq!(message.get_str(Field::NetSettlement), Some("D0000000000000005"));
+        assert_eq!(
+            message.get_str(Field::NetSettlement),
+            Some("D0000000000000005")
+        );
         assert_eq!(message.get_u64(Field::DebitsAmount), Some(1500));
         assert_eq!(message.get_u64(Field::CreditsCount), Some(1));
     }

@@ -117,7 +117,11 @@ impl BankLink {
                 .set((each == state) as i64);
         }
         if previous != state {
-            tracing::info!(from = previous.as_str(), to = state.as_str(), "bank link state");
+            tracing::info!(
+                from = previous.as_str(),
+                to = state.as_str(),
+                "bank link state"
+            );
         }
     }
 

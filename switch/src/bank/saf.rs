@@ -40,7 +40,11 @@ pub fn queue_reversal(tx: &mut HostTx<'_>, topup: &PendingTopUp, policy: &Policy
 }
 
 pub fn queue(tx: &mut HostTx<'_>, stan: u32, kind: SafKind, message: Vec<u8>) {
-    assert_eq!(stan, tx.state().bank.next_stan(), "queued with the next STAN");
+    assert_eq!(
+        stan,
+        tx.state().bank.next_stan(),
+        "queued with the next STAN"
+    );
     let seq = tx.state().bank.next_saf_seq;
     tx.emit(HostEvent::SafQueued(Box::new(SafEntry {
         seq,
@@ -134,7 +138,10 @@ async fn deliver(host: &Arc<Host>, entry: &SafEntry, timeout: Duration) -> Optio
     match entry.kind {
         // A 0430 of any code ends a reversal advice: the bank has it.
         SafKind::Reversal { original_stan } => {
-            info!(stan = entry.stan, original_stan, "reversal advice delivered");
+            info!(
+                stan = entry.stan,
+                original_stan, "reversal advice delivered"
+            );
             Some(true)
         }
         SafKind::Clearing { day } if code == Some(ResponseCode::Approved) => {

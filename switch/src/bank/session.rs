@@ -115,7 +115,12 @@ where
     // Sign on: no financial traffic before the bank's 0810 `00` (4.1).
     let sign_on_stan = host.bank.next_network_stan();
     outbox
-        .send(messages::network_request(SIGN_ON, sign_on_stan, &institution, now_ms())?)
+        .send(messages::network_request(
+            SIGN_ON,
+            sign_on_stan,
+            &institution,
+            now_ms(),
+        )?)
         .await
         .map_err(|_| anyhow!("connection closed before sign-on"))?;
     let deadline = tokio::time::sleep(Duration::from_millis(config.timeout_ms));

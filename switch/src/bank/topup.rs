@@ -50,21 +50,19 @@ pub async fn complete(
 async fn send(host: &Arc<Host>, pending: PendingTopUp) -> Option<(Reply, Option<&'static str>)> {
     let config = &host.config.bank;
     let timeout = Duration::from_millis(config.timeout_ms);
-    let outcome = match messages::topup_request(
-        &pending,
-        &host.policy.institution_id,
-        &host.policy.currency,
-    ) {
-        Ok(frame) => {
-            host.bank
-                .request(frame, Mti::FINANCIAL_REQUEST, pending.bank_stan, timeout)
-                .await
-        }
-        Err(error) => {
-            warn!(%error, "cannot build the bank top-up request");
-            Err(BankError::NotSent)
-        }
-    };
+    let outcome =
+        match messages::topup_request(&pending, &host.policy.institution_id, &host.policy.currency)
+        {
+            Ok(frame) => {
+                host.bank
+                    .request(frame, Mti::FINANCIAL_REQUEST, pending.bank_stan, timeout)
+                    .await
+            }
+            Err(error) => {
+                warn!(%error, "cannot build the bank top-up request");
+                Err(BankError::NotSent)
+            }
+        };
     let policy = host.policy.clone();
     let now = now_ms();
     let (reply, reason, reversal_queued) = host
@@ -106,16 +104,17 @@ fn finish(
         .and_then(|response| response.get(Field::ResponseCode))
         .and_then(ResponseCode::from_code);
     let (reply, reason, reverse) = match (outcome, bank_code) {
-        (Ok(response), Some(ResponseCode::Approved)) => match credit(tx, pending, &response, now_ms)
-        {
-            Some(reply) => (reply, None, false),
-            // Approved at the bank but not postable here: undo it at the bank.
-            None => (
-                declined(ResponseCode::HostMalfunction, pending, day),
-                Some("ledger refused the top-up credit"),
-                true,
-            ),
-        },
+        (Ok(response), Some(ResponseCode::Approved)) => {
+            match credit(tx, pending, &response, now_ms) {
+                Some(reply) => (reply, None, false),
+                // Approved at the bank but not postable here: undo it at the bank.
+                None => (
+                    declined(ResponseCode::HostMalfunction, pending, day),
+                    Some("ledger refused the top-up credit"),
+                    true,
+                ),
+            }
+        }
         (Ok(_), Some(code)) => (
             declined(code, pending, day),
             Some("declined by the bank"),
@@ -150,7 +149,11 @@ fn finish(
     (reply, reason, reverse)
 }
 
-fn declined(code: ResponseCode, pending: &PendingTopUp, day: ledger::transfer::BusinessDay) -> Reply {
+fn declined(
+    code: ResponseCode,
+    pending: &PendingTopUp,
+    day: ledger::transfer::BusinessDay,
+) -> Reply {
     let mut reply = Reply::declined(code, day);
     reply.rrn = Some(pending.rrn);
     reply

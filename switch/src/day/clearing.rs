@@ -238,7 +238,12 @@ fn txn_line(
         text(&refs.merchant),
         text(&refs.terminal),
         format_amount(transfer.amount_minor() as i64),
-        local_date_time(refs.local_time, transfer.timestamp_ms, day, utc_offset_minutes),
+        local_date_time(
+            refs.local_time,
+            transfer.timestamp_ms,
+            day,
+            utc_offset_minutes
+        ),
         text(&refs.approval),
     )
 }
@@ -322,9 +327,6 @@ mod tests {
             "2027-01-02T08:00:00"
         );
         // No terminal time: the posting's own time at the host (UTC+8).
-        assert_eq!(
-            local_date_time([0; 10], 0, day, 480),
-            "1970-01-01T08:00:00"
-        );
+        assert_eq!(local_date_time([0; 10], 0, day, 480), "1970-01-01T08:00:00");
     }
 }

@@ -345,7 +345,10 @@ impl StateMachine for HostState {
                 assert!(finished.is_some(), "only a pending top-up finishes");
             }
             HostEvent::SafQueued(entry) => {
-                assert_eq!(entry.seq, self.bank.next_saf_seq, "SAF entries queue in order");
+                assert_eq!(
+                    entry.seq, self.bank.next_saf_seq,
+                    "SAF entries queue in order"
+                );
                 self.bank.use_stan(entry.stan);
                 self.bank.next_saf_seq += 1;
                 if let SafKind::Clearing { day } = entry.kind {
