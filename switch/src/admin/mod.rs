@@ -4,8 +4,8 @@
 mod bulk;
 mod cards;
 mod change;
-mod lifecycle;
 mod cutover;
+mod lifecycle;
 mod registry;
 mod reply;
 mod statement;
