@@ -117,11 +117,47 @@ pub struct CardKindDefaults {
     pub pin_threshold: String,
 }
 
+/// A `[cards.<kind>]` table as written: a key left out keeps that kind's own default (not
+/// another kind's), which is why the tables are read through this.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialKindDefaults {
+    per_txn: Option<String>,
+    daily_amount: Option<String>,
+    daily_count: Option<u32>,
+    pin_threshold: Option<String>,
+}
+
+impl PartialKindDefaults {
+    fn over(self, defaults: CardKindDefaults) -> CardKindDefaults {
+        CardKindDefaults {
+            per_txn: self.per_txn.unwrap_or(defaults.per_txn),
+            daily_amount: self.daily_amount.unwrap_or(defaults.daily_amount),
+            daily_count: self.daily_count.unwrap_or(defaults.daily_count),
+            pin_threshold: self.pin_threshold.unwrap_or(defaults.pin_threshold),
+        }
+    }
+}
+
+macro_rules! kind_table {
+    ($name:ident, $kind:ident) => {
+        fn $name<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CardKindDefaults, D::Error> {
+            PartialKindDefaults::deserialize(d).map(|p| p.over(CardsConfig::default().$kind))
+        }
+    };
+}
+kind_table!(student_table, student);
+kind_table!(staff_table, staff);
+kind_table!(temporary_table, temporary);
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CardsConfig {
+    #[serde(deserialize_with = "student_table")]
     pub student: CardKindDefaults,
+    #[serde(deserialize_with = "staff_table")]
     pub staff: CardKindDefaults,
+    #[serde(deserialize_with = "temporary_table")]
     pub temporary: CardKindDefaults,
     pub replacement_fee: String,
     /// What a cancelled card's balance becomes: `forfeit` or `cash_desk` (paid out).
@@ -406,4 +442,20 @@ impl Config {
 
 fn one_line(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_kind_table_keeps_that_kinds_defaults() {
+        let config: Config =
+            toml::from_str("[cards.temporary]\nper_txn = \"7.00\"\n").expect("parses");
+        assert_eq!(config.cards.temporary.per_txn, "7.00");
+        assert_eq!(config.cards.temporary.daily_amount, "200.00");
+        assert_eq!(config.cards.temporary.daily_count, 20);
+        assert_eq!(config.cards.staff.per_txn, "2000.00");
+        assert!(toml::from_str::<Config>("[cards.staff]\nweekly = \"1.00\"\n").is_err());
+    }
 }

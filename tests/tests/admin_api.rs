@@ -735,23 +735,39 @@ fn cancel_pin_limits_and_expiry() {
         );
     }
     let unknown = make_pan("629306", 9);
-    for path in ["cancel", "pin", "limits", "expiry", "replace"] {
-        let (status, _) = host.api("POST", &format!("/v1/cards/{unknown}/{path}"),
-                                   Some(json!({"pin": "1234", "per_txn": "1.00", "expiry": "3012", "new_pan": make_pan("629306", 8)})));
-        assert!(status == 404 || status == 400, "{path}: {status}");
+    for (path, body) in [
+        ("cancel", json!({})),
+        ("pin", json!({"pin": "1234"})),
+        ("limits", json!({"per_txn": "1.00"})),
+        ("expiry", json!({"expiry": "3012"})),
+        ("replace", json!({"new_pan": make_pan("629306", 8)})),
+        ("withdrawals", json!({"amount": "1.00", "reference": "w"})),
+    ] {
+        let (status, answer) = host.api("POST", &format!("/v1/cards/{unknown}/{path}"), Some(body));
+        assert_eq!(status, 404, "{path}: {answer}");
     }
     let (_, check) = host.api("GET", "/v1/ledger/check", None);
     assert_eq!(check["balanced"], true);
 }
 
 #[test]
-fn cancel_pays_out_at_the_cash_desk_when_configured() {
+fn cancel_pays_out_at_the_cash_desk_and_kind_defaults_come_from_the_config() {
     let host = HostProcess::start(HostOptions {
-        config: "[cards]\ncancel_balance_to = \"cash_desk\"\n".into(),
+        config:
+            "[cards]\ncancel_balance_to = \"cash_desk\"\n[cards.temporary]\nper_txn = \"7.00\"\n"
+                .into(),
         ..HostOptions::default()
     });
     let pan = make_pan("629307", 1);
-    issue(&host, &pan, "temporary", None);
+    let card = issue(&host, &pan, "temporary", None);
+    assert_eq!(
+        card["limits"]["per_txn"], "7.00",
+        "kind defaults come from the configuration"
+    );
+    assert_eq!(
+        card["limits"]["daily_amount"], "200.00",
+        "a key left out keeps its kind's default"
+    );
     deposit(&host, &pan, "12.34", "open");
     let (status, card) = host.api("POST", &format!("/v1/cards/{pan}/cancel"), None);
     assert_eq!(status, 200, "{card}");

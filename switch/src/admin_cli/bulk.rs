@@ -206,11 +206,12 @@ pub fn subsidies_csv(
         let before = summary.rejected.len();
         match answer.status {
             200 | 201 => {
-                let total = answer.body["total"].as_str().unwrap_or("0");
-                summary.total_minor += parse_amount(total).unwrap_or(0);
                 if answer.status == 200 {
+                    // Paid by an earlier run: nothing was paid now.
                     summary.repeated += part.len();
                 } else {
+                    let total = answer.body["total"].as_str().unwrap_or("0");
+                    summary.total_minor += parse_amount(total).unwrap_or(0);
                     summary.done += part.len();
                 }
             }
@@ -258,7 +259,7 @@ pub fn print_summary(what: &str, summary: &Summary) {
         summary.seconds
     );
     if summary.total_minor > 0 {
-        println!("total paid: {}", format_amount(summary.total_minor as i64));
+        println!("paid now: {}", format_amount(summary.total_minor as i64));
     }
     if !summary.rejected.is_empty() {
         println!("rejected:");
