@@ -5,7 +5,9 @@
 //! Everything here runs on the ledger engine's thread against the current state, and changes
 //! it only by emitting events, so a decision and its posting are one atomic step.
 
+mod advice;
 mod balance;
+mod batch;
 mod checks;
 pub mod network;
 mod purchase;
@@ -71,6 +73,12 @@ enum RequestType {
     Refund,
     TopUp,
     Reversal,
+    /// 0220/0221 offline advice (3.8).
+    Advice,
+    /// 0320 batch upload (3.9).
+    Upload,
+    /// 0500 batch settlement (3.9).
+    Settlement,
     /// Handled by later modules (offline advices, batches): answered `12` until then.
     Unsupported,
 }
@@ -97,6 +105,12 @@ fn classify(msg: &Message) -> RequestType {
         | Mti::REVERSAL_REQUEST_REPEAT
         | Mti::REVERSAL_ADVICE
         | Mti::REVERSAL_ADVICE_REPEAT => RequestType::Reversal,
+        Mti::FINANCIAL_ADVICE | Mti::FINANCIAL_ADVICE_REPEAT => match code {
+            Some(0) | None => RequestType::Advice,
+            Some(_) => RequestType::Unsupported,
+        },
+        Mti::BATCH_UPLOAD => RequestType::Upload,
+        Mti::RECONCILIATION_REQUEST => RequestType::Settlement,
         _ => RequestType::Unsupported,
     }
 }
@@ -117,7 +131,7 @@ fn required_fields(kind: RequestType) -> &'static [Field] {
             MerchantId,
             Batch,
         ],
-        RequestType::Purchase | RequestType::TopUp => &[
+        RequestType::Purchase | RequestType::TopUp | RequestType::Advice => &[
             Pan,
             ProcessingCode,
             Amount,
@@ -152,6 +166,28 @@ fn required_fields(kind: RequestType) -> &'static [Field] {
             MerchantId,
             Batch,
             OriginalData,
+        ],
+        RequestType::Upload => &[
+            Pan,
+            ProcessingCode,
+            Amount,
+            Stan,
+            LocalTime,
+            LocalDate,
+            TerminalId,
+            MerchantId,
+            Batch,
+        ],
+        RequestType::Settlement => &[
+            ProcessingCode,
+            Stan,
+            TerminalId,
+            MerchantId,
+            Batch,
+            CreditsCount,
+            DebitsCount,
+            CreditsAmount,
+            DebitsAmount,
         ],
         RequestType::Unsupported => &[Stan, TerminalId],
     }
@@ -285,6 +321,28 @@ pub fn terminal_request_with_bank(
     }
 
     let terminal = terminal.clone();
+    let takes_transactions = !matches!(
+        kind,
+        RequestType::NetworkManagement | RequestType::BalanceInquiry | RequestType::Settlement
+    );
+    if takes_transactions && batch::refuses(state, msg, &terminal) {
+        let mut decision = decline(
+            ResponseCode::InvalidTransaction,
+            "batch closed",
+            mac_key,
+        );
+        if answers_kept {
+            decision.reply.rrn = Some(state.next_rrn);
+            let day = state.business_day;
+            tx.emit(HostEvent::Answered(Answer {
+                key,
+                digest,
+                reply: decision.reply,
+                day,
+            }));
+        }
+        return (decision, None);
+    }
     let mut step = None;
     let mut decision = match kind {
         RequestType::NetworkManagement => network::decide(tx, msg, &terminal, policy),
@@ -298,6 +356,9 @@ pub fn terminal_request_with_bank(
             decision
         }
         RequestType::Reversal => reversal::decide(tx, msg, &terminal, key, now_ms),
+        RequestType::Advice => advice::decide(tx, msg, &terminal, policy, now_ms),
+        RequestType::Upload => batch::upload(tx, msg, &terminal, policy, now_ms),
+        RequestType::Settlement => batch::settle(tx, msg, &terminal, now_ms),
         RequestType::Unsupported => decline(
             UNKNOWN_PROCESSING_CODE,
             "unsupported message or processing code",

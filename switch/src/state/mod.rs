@@ -5,6 +5,7 @@
 pub mod answers;
 pub mod audit;
 pub mod bank;
+pub mod batches;
 pub mod blacklist;
 pub mod cards;
 pub mod ids;
@@ -22,6 +23,7 @@ use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 use answers::{Answer, RequestKey};
 use audit::{AuditEntry, AuditTrail};
 use bank::{BankState, PendingTopUp, SafEntry, SafKind};
+use batches::{BatchEvent, Batches};
 use blacklist::Blacklist;
 use cards::{Card, CardStatus, Expiry, LimitOverrides};
 use ids::{MerchantId, Pan, TerminalId};
@@ -105,6 +107,8 @@ pub enum HostEvent {
     SafDone {
         seq: u64,
     },
+    /// Offline sales, uploads and batch closings (PROTOCOL.md 3.8, 3.9).
+    Batch(BatchEvent),
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -132,6 +136,7 @@ pub struct HostState {
     pub next_rrn: u64,
     pub audit: AuditTrail,
     pub bank: BankState,
+    pub batches: Batches,
 }
 
 impl Default for SystemAccounts {
@@ -221,6 +226,12 @@ impl HostState {
             }
             _ => {}
         }
+        let original = transfer
+            .related
+            .filter(|_| transfer.kind == TransferKind::Reversal)
+            .and_then(|id| self.book.transfer(id))
+            .map(|applied| &applied.transfer);
+        self.batches.on_post(transfer, original);
         if transfer.refs.rrn >= self.next_rrn {
             self.next_rrn = transfer.refs.rrn + 1;
         }
@@ -317,6 +328,8 @@ impl StateMachine for HostState {
                     self.next_rrn = self.next_rrn.max(rrn + 1);
                 }
                 self.answers.insert(answer.key, *answer);
+                self.batches
+                    .on_answered(answer.key.terminal, answer.key.stan);
             }
             HostEvent::Audited(entry) => self.audit.record((**entry).clone()),
             HostEvent::DayClosed { day, closed_at_ms } => {
@@ -365,6 +378,7 @@ impl StateMachine for HostState {
             HostEvent::SafDone { seq } => {
                 self.bank.saf.remove(seq).expect("queued advice");
             }
+            HostEvent::Batch(event) => self.batches.apply(event),
         }
     }
 
@@ -383,6 +397,7 @@ impl StateMachine for HostState {
             next_rrn: self.next_rrn,
             audit: self.audit.clone(),
             bank: self.bank.clone(),
+            batches: self.batches.clone(),
         }
     }
 
@@ -403,6 +418,7 @@ impl StateMachine for HostState {
             next_rrn: snapshot.next_rrn,
             audit: snapshot.audit,
             bank: snapshot.bank,
+            batches: snapshot.batches,
         }
     }
 
@@ -439,4 +455,5 @@ pub struct HostSnapshot {
     pub next_rrn: u64,
     pub audit: AuditTrail,
     pub bank: BankState,
+    pub batches: Batches,
 }

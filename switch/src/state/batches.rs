@@ -1,0 +1,345 @@
+//! Terminal batches (PROTOCOL.md 3.8, 3.9): per (terminal, F60) the approved transactions the
+//! host knows, the offline sales and the rule that decided each, what the terminal uploaded,
+//! the STANs seen, and the closing. Derived from postings and [`BatchEvent`]s only, so a
+//! replay rebuilds it exactly.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use ledger::book::Totals;
+use ledger::transfer::{Transfer, TransferId, TransferKind};
+
+use super::ids::{Pan, TerminalId};
+
+/// One batch of one terminal.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct BatchKey {
+    pub terminal: TerminalId,
+    pub batch: u32,
+}
+
+/// What identifies a transaction inside a batch, for online postings, advices and uploads
+/// alike: F11 and the terminal's local time (F13 + F12, `MMDDhhmmss`). An 0320 carries no F7,
+/// so the F41+F11+F7 of 3.7 cannot be used.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TxnKey {
+    pub stan: u32,
+    pub local_time: [u8; 10],
+}
+
+/// How an offline sale was posted (the rows of PROTOCOL.md 3.8).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OfflineRule {
+    /// Debit card, credit merchant.
+    Normal,
+    /// Posted; the card went below zero and is frozen until it is back to zero.
+    Overdraft,
+    /// The card was blocked before the sale in a blacklist version the terminal had: not
+    /// charged to the card, the merchant bears it.
+    BlockedKnownToTerminal,
+    /// The card was blocked before the sale, but after the terminal's blacklist: charged to
+    /// the card, flagged for review.
+    BlockedAfterTerminalList,
+    /// No such card (never issued, or fails the Luhn check): the merchant bears it.
+    UnknownCard,
+}
+
+impl OfflineRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OfflineRule::Normal => "normal",
+            OfflineRule::Overdraft => "overdraft",
+            OfflineRule::BlockedKnownToTerminal => "blocked_in_terminal_blacklist",
+            OfflineRule::BlockedAfterTerminalList => "blocked_after_terminal_blacklist",
+            OfflineRule::UnknownCard => "unknown_card",
+        }
+    }
+
+    /// Not charged to a card: posted as `OfflineRejected`.
+    pub fn merchant_bears(self) -> bool {
+        matches!(
+            self,
+            OfflineRule::BlockedKnownToTerminal | OfflineRule::UnknownCard
+        )
+    }
+}
+
+/// Where an offline sale reached the host from.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OfflineSource {
+    /// An 0220/0221 advice.
+    Advice,
+    /// An 0320 upload of a sale the host had not seen.
+    Upload,
+}
+
+/// An offline sale as recorded, with the rule that decided its posting.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineSale {
+    pub batch: BatchKey,
+    pub txn: TxnKey,
+    pub pan: Option<Pan>,
+    pub amount_minor: u64,
+    pub rule: OfflineRule,
+    /// Above the terminal's offline floor limit: posted, flagged for review.
+    pub above_floor: bool,
+    pub source: OfflineSource,
+    pub transfer: TransferId,
+    pub rrn: u64,
+}
+
+impl OfflineSale {
+    /// An exception is anything an operator should look at.
+    pub fn is_exception(&self) -> bool {
+        self.rule != OfflineRule::Normal || self.above_floor
+    }
+}
+
+/// What became of one 0320.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UploadOutcome {
+    /// The host had it: nothing posted.
+    Matched(TransferId),
+    /// The host had not seen it: posted as an offline advice (see the batch's offline sales).
+    Posted(TransferId),
+    /// A refund the host never approved: nothing posted, left to the operators.
+    UnknownRefund,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub txn: TxnKey,
+    pub amount_minor: u64,
+    pub outcome: UploadOutcome,
+}
+
+/// The closing of a batch: the terminal's totals and the host's at that moment.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closing {
+    pub terminal_totals: Totals,
+    pub host_totals: Totals,
+    /// Closed by 0500 F3=960000 after an upload (totals may differ), not by matching totals.
+    pub after_upload: bool,
+    pub at_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BatchEvent {
+    /// An offline sale was recorded; its posting is the ledger event logged just before.
+    OfflineSale(OfflineSale),
+    /// A 0320 was matched or left unposted (a posted one is an `OfflineSale` with source
+    /// `Upload`).
+    Uploaded { batch: BatchKey, upload: Upload },
+    Closed { batch: BatchKey, closing: Closing },
+}
+
+/// An approved sale or refund of the batch, online or offline.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchTxn {
+    pub transfer: TransferId,
+    pub kind: TransferKind,
+    pub amount_minor: u64,
+    pub reversed: bool,
+    /// The terminal sent it in its 0320 upload.
+    pub uploaded: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub closing: Option<Closing>,
+    /// Every STAN of the batch the host recorded (postings, reversals, declines, advices,
+    /// uploads), for the gap report.
+    pub stans: BTreeSet<u32>,
+    pub transactions: BTreeMap<TxnKey, BatchTxn>,
+    pub offline: Vec<OfflineSale>,
+    pub uploads: Vec<Upload>,
+    /// Offline sales the merchant bears: the terminal counts them as sales, the book's batch
+    /// totals do not (they are not charged to a card).
+    pub rejected_count: u64,
+    pub rejected_minor: u64,
+}
+
+impl Batch {
+    pub fn is_closed(&self) -> bool {
+        self.closing.is_some()
+    }
+
+    /// STANs missing between the lowest and the highest the batch has.
+    pub fn stan_gaps(&self) -> Vec<u32> {
+        let mut gaps = Vec::new();
+        let mut previous: Option<u32> = None;
+        for &stan in &self.stans {
+            if let Some(p) = previous {
+                gaps.extend(p + 1..stan);
+            }
+            previous = Some(stan);
+        }
+        gaps
+    }
+
+    /// What the book's batch totals leave out: sales the merchant bears.
+    pub fn with_rejected(&self, book_totals: Totals) -> Totals {
+        Totals {
+            purchase_count: book_totals.purchase_count + self.rejected_count,
+            purchase_minor: book_totals.purchase_minor + self.rejected_minor,
+            ..book_totals
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Batches {
+    batches: BTreeMap<BatchKey, Batch>,
+    /// Each terminal's batch of its latest financial message: where a decline's STAN goes.
+    current: BTreeMap<TerminalId, u32>,
+}
+
+impl Batches {
+    pub fn get(&self, key: &BatchKey) -> Option<&Batch> {
+        self.batches.get(key)
+    }
+
+    pub fn is_closed(&self, key: &BatchKey) -> bool {
+        self.batches.get(key).is_some_and(Batch::is_closed)
+    }
+
+    pub fn transaction(&self, key: &BatchKey, txn: &TxnKey) -> Option<&BatchTxn> {
+        self.batches.get(key)?.transactions.get(txn)
+    }
+
+    pub fn len(&self) -> usize {
+        self.batches.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batches.is_empty()
+    }
+
+    fn batch_mut(&mut self, key: BatchKey) -> &mut Batch {
+        self.current.insert(key.terminal, key.batch);
+        self.batches.entry(key).or_default()
+    }
+
+    /// Keeps the batch in step with a posting from a terminal. `original` is the transfer a
+    /// reversal undoes.
+    pub fn on_post(&mut self, transfer: &Transfer, original: Option<&Transfer>) {
+        let refs = &transfer.refs;
+        if refs.terminal == [0; 8] {
+            return;
+        }
+        let key = BatchKey {
+            terminal: TerminalId(refs.terminal),
+            batch: refs.batch,
+        };
+        let txn = TxnKey {
+            stan: refs.stan,
+            local_time: refs.local_time,
+        };
+        match transfer.kind {
+            TransferKind::Purchase
+            | TransferKind::OfflinePurchase
+            | TransferKind::OfflineRejected
+            | TransferKind::Refund => {
+                let batch = self.batch_mut(key);
+                batch.stans.insert(refs.stan);
+                batch.transactions.insert(
+                    txn,
+                    BatchTxn {
+                        transfer: transfer.id,
+                        kind: transfer.kind,
+                        amount_minor: transfer.amount_minor(),
+                        reversed: false,
+                        uploaded: false,
+                    },
+                );
+            }
+            TransferKind::Reversal => {
+                self.batch_mut(key).stans.insert(refs.stan);
+                let Some(original) = original else { return };
+                let refs = &original.refs;
+                let original_key = BatchKey {
+                    terminal: TerminalId(refs.terminal),
+                    batch: refs.batch,
+                };
+                let original_txn = TxnKey {
+                    stan: refs.stan,
+                    local_time: refs.local_time,
+                };
+                if let Some(entry) = self
+                    .batches
+                    .get_mut(&original_key)
+                    .and_then(|b| b.transactions.get_mut(&original_txn))
+                {
+                    entry.reversed = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A request answered without a posting (a decline): its STAN belongs to the terminal's
+    /// current batch.
+    pub fn on_answered(&mut self, terminal: TerminalId, stan: u32) {
+        if let Some(&batch) = self.current.get(&terminal) {
+            self.batch_mut(BatchKey { terminal, batch })
+                .stans
+                .insert(stan);
+        }
+    }
+
+    pub fn apply(&mut self, event: &BatchEvent) {
+        match event {
+            BatchEvent::OfflineSale(sale) => {
+                let batch = self.batch_mut(sale.batch);
+                assert!(
+                    batch.transactions.contains_key(&sale.txn),
+                    "an offline sale's posting is logged before it"
+                );
+                if sale.rule.merchant_bears() {
+                    batch.rejected_count += 1;
+                    batch.rejected_minor += sale.amount_minor;
+                }
+                if sale.source == OfflineSource::Upload {
+                    batch
+                        .transactions
+                        .get_mut(&sale.txn)
+                        .expect("checked above")
+                        .uploaded = true;
+                    batch.uploads.push(Upload {
+                        txn: sale.txn,
+                        amount_minor: sale.amount_minor,
+                        outcome: UploadOutcome::Posted(sale.transfer),
+                    });
+                }
+                batch.offline.push(*sale);
+            }
+            BatchEvent::Uploaded { batch, upload } => {
+                let batch = self.batch_mut(*batch);
+                batch.stans.insert(upload.txn.stan);
+                if let Some(entry) = batch.transactions.get_mut(&upload.txn) {
+                    entry.uploaded = true;
+                }
+                batch.uploads.push(*upload);
+            }
+            BatchEvent::Closed { batch, closing } => {
+                let batch = self.batches.entry(*batch).or_default();
+                assert!(batch.closing.is_none(), "a batch closes once");
+                batch.closing = Some(*closing);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_the_holes_between_the_lowest_and_highest_stan() {
+        let mut batch = Batch::default();
+        batch.stans.extend([3, 4, 7, 8, 10]);
+        assert_eq!(batch.stan_gaps(), vec![5, 6, 9]);
+        assert_eq!(Batch::default().stan_gaps(), Vec::<u32>::new());
+    }
+}
