@@ -20,7 +20,10 @@ fn signed_on(host: &HostProcess) -> TestTerminal {
 
 /// Local `MMDDhhmmss` at the host's offset, `shift_secs` from now.
 fn local_time(shift_secs: i64) -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let secs = now + shift_secs + UTC_OFFSET_SECS;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days, month and day only.
@@ -50,8 +53,8 @@ struct Sale {
 }
 
 fn with_local(b: &mut MessageBuilder, local: &str) {
-    b.set(Field::LocalDate, local[..4].as_bytes()).unwrap();
-    b.set(Field::LocalTime, local[4..].as_bytes()).unwrap();
+    b.set(Field::LocalDate, &local.as_bytes()[..4]).unwrap();
+    b.set(Field::LocalTime, &local.as_bytes()[4..]).unwrap();
 }
 
 /// Sends an 0220 (or 0221 when `repeat`) for a sale made at `local`; returns the sale and
@@ -299,7 +302,11 @@ fn batch_in_balance_closes_and_a_closed_batch_takes_nothing_new() {
     assert_eq!(code(&t.purchase(STAFF, 100, None)), "12");
     let (_, answer) = advice(&mut t, STAFF, 100, &local_time(-30));
     assert_eq!(code(&answer), "12");
-    assert_eq!(code(&settle(&mut t, 920_000, (3, 700, 1, 50))), "00", "closed again, same totals");
+    assert_eq!(
+        code(&settle(&mut t, 920_000, (3, 700, 1, 50))),
+        "00",
+        "closed again, same totals"
+    );
     assert_eq!(code(&settle(&mut t, 920_000, (4, 800, 1, 50))), "95");
     // The next batch is open.
     t.batch += 1;
@@ -325,7 +332,11 @@ fn out_of_balance_batch_is_uploaded_matched_posted_once_and_closed() {
     };
     assert_eq!(code(&settle(&mut t, 920_000, (2, 800, 0, 0))), "95");
     for sale in [&known, &unseen] {
-        let answer = upload(&mut t, sale, (sale.stan == known.stan).then_some(known_rrn.as_str()));
+        let answer = upload(
+            &mut t,
+            sale,
+            (sale.stan == known.stan).then_some(known_rrn.as_str()),
+        );
         let answer = answer.expect("answered");
         assert_eq!(code(&answer), "00");
         assert_eq!(answer.mti(), Mti::BATCH_UPLOAD_RESPONSE);

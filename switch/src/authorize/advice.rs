@@ -177,7 +177,10 @@ pub fn record(
         }
         Err(error) => {
             tracing::error!(terminal = %terminal.id, %error, "ledger refused an offline sale");
-            return Err((ResponseCode::HostMalfunction, "ledger refused the offline sale"));
+            return Err((
+                ResponseCode::HostMalfunction,
+                "ledger refused the offline sale",
+            ));
         }
     }
     tx.emit(HostEvent::Ledger(LedgerEvent::Post(transfer)));
@@ -257,7 +260,8 @@ mod tests {
         let offset = 480;
         // 2026-11-23 12:00:00 local (04:00 UTC).
         let now_ms = ((days_from_civil(2026, 11, 23) * 86_400 + 4 * 3600) * 1000) as u64;
-        let at = |text: &[u8; 10]| DateTime::from_epoch_ms(sale_time_ms(text, now_ms, offset), offset);
+        let at =
+            |text: &[u8; 10]| DateTime::from_epoch_ms(sale_time_ms(text, now_ms, offset), offset);
         assert_eq!(at(b"1123110000").mmddhhmmss(), "1123110000");
         assert_eq!(at(b"1123110000").year, 2026);
         // A few minutes ahead is still this year; a month ahead was last year.

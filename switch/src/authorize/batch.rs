@@ -20,7 +20,11 @@ use crate::state::{HostEvent, HostState};
 pub const CLOSE: u32 = 920_000;
 pub const CLOSE_AFTER_UPLOAD: u32 = 960_000;
 
-fn answer(day: ledger::transfer::BusinessDay, code: ResponseCode, reason: Option<&'static str>) -> Decision {
+fn answer(
+    day: ledger::transfer::BusinessDay,
+    code: ResponseCode,
+    reason: Option<&'static str>,
+) -> Decision {
     Decision {
         reply: Reply::declined(code, day),
         private_data: None,
@@ -62,7 +66,11 @@ pub fn settle(tx: &mut HostTx<'_>, msg: &Message, terminal: &Terminal, now_ms: u
     let day = state.business_day;
     let key = batch_key(msg, terminal);
     let Some(terminal_totals) = terminal_totals(msg) else {
-        return answer(day, ResponseCode::FormatError, Some("batch totals are not numbers"));
+        return answer(
+            day,
+            ResponseCode::FormatError,
+            Some("batch totals are not numbers"),
+        );
     };
     let host_totals = host_totals(state, &key);
     let closed = state.batches.is_closed(&key);

@@ -326,11 +326,7 @@ pub fn terminal_request_with_bank(
         RequestType::NetworkManagement | RequestType::BalanceInquiry | RequestType::Settlement
     );
     if takes_transactions && batch::refuses(state, msg, &terminal) {
-        let mut decision = decline(
-            ResponseCode::InvalidTransaction,
-            "batch closed",
-            mac_key,
-        );
+        let mut decision = decline(ResponseCode::InvalidTransaction, "batch closed", mac_key);
         if answers_kept {
             decision.reply.rrn = Some(state.next_rrn);
             let day = state.business_day;

@@ -130,8 +130,14 @@ pub enum BatchEvent {
     OfflineSale(OfflineSale),
     /// A 0320 was matched or left unposted (a posted one is an `OfflineSale` with source
     /// `Upload`).
-    Uploaded { batch: BatchKey, upload: Upload },
-    Closed { batch: BatchKey, closing: Closing },
+    Uploaded {
+        batch: BatchKey,
+        upload: Upload,
+    },
+    Closed {
+        batch: BatchKey,
+        closing: Closing,
+    },
 }
 
 /// An approved sale or refund of the batch, online or offline.
