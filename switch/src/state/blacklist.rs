@@ -75,6 +75,18 @@ impl Blacklist {
     }
 }
 
+impl Blacklist {
+    /// The latest change to `pan` made at or before host time `at_ms`: whether the card was
+    /// blocked then, and in which version that became known.
+    pub fn change_as_of(&self, pan: &Pan, at_ms: u64) -> Option<&BlacklistChange> {
+        self.changes
+            .iter()
+            .rev()
+            .filter(|c| c.at_ms <= at_ms)
+            .find(|c| &c.pan == pan)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,17 +140,5 @@ mod tests {
             assert!(added.iter().all(|p| !removed.contains(p)));
         }
         assert_eq!(blacklist.delta_since(5), (8, vec![pan(1)], vec![pan(4)]));
-    }
-}
-
-impl Blacklist {
-    /// The latest change to `pan` made at or before host time `at_ms`: whether the card was
-    /// blocked then, and in which version that became known.
-    pub fn change_as_of(&self, pan: &Pan, at_ms: u64) -> Option<&BlacklistChange> {
-        self.changes
-            .iter()
-            .rev()
-            .filter(|c| c.at_ms <= at_ms)
-            .find(|c| &c.pan == pan)
     }
 }
