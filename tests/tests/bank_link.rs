@@ -499,3 +499,77 @@ fn the_day_closes_at_the_configured_cutover_time() {
     let clr = std::fs::read_to_string(&files[0]).unwrap();
     assert_eq!(trailer(&clr)[2..4], ["1", "2.00"]);
 }
+
+#[test]
+fn a_top_up_out_at_the_bank_when_the_host_dies_is_reversed_after_the_restart() {
+    // A long timeout, so that the kill comes while the top-up waits for the bank.
+    let addr = BankSim::free_addr();
+    let config = bank_config(addr).replace("timeout_ms = 400", "timeout_ms = 30000");
+    let mut host = HostProcess::start(HostOptions {
+        demo: true,
+        config,
+        ..HostOptions::default()
+    });
+    let mut bank = BankSim::start(addr, &host.outbox_dir(), &[]);
+    wait_signed_on(&host);
+    bank.control("drop 0200 all");
+    let mut kiosk = signed_on(&host, KIOSK, KIOSK_MERCHANT);
+    let before = host.balance_minor(STUDENT);
+    let request = kiosk.financial(
+        Mti::FINANCIAL_REQUEST,
+        400_000,
+        STUDENT,
+        Some(900),
+        Some(STUDENT_PIN),
+    );
+    let bytes = kiosk.finish(request);
+    kiosk.send_frame(&bytes);
+    wait_until("the bank got the top-up", || {
+        !bank.received("0200").is_empty()
+    });
+    host.kill9();
+    bank.control("drop 0200 off");
+    host.restart();
+
+    wait_until("the reversal reached the bank", || {
+        !answered_advices(&mut bank).is_empty()
+    });
+    let topup_stan = bank.received("0200")[0].0;
+    let advices = answered_advices(&mut bank);
+    assert_eq!(advices.len(), 1);
+    assert!(advices[0]
+        .1
+        .as_deref()
+        .unwrap()
+        .starts_with(&format!("0200{topup_stan:06}")));
+    // The kiosk, reconnecting, retransmits: the recorded answer is 91, nothing credited.
+    let mut kiosk = TestTerminal::connect(host.terminal_addr, KIOSK, KIOSK_MERCHANT);
+    kiosk.send_frame(&bytes);
+    assert_eq!(code(&kiosk.recv()), "91");
+    assert_eq!(host.balance_minor(STUDENT), before);
+}
+
+#[test]
+fn a_retransmission_while_the_bank_decides_gets_the_same_answer_and_credits_once() {
+    let (host, mut bank) = start_pair("", &[]);
+    // The bank takes its time (within the host's timeout), so the kiosk's retransmission
+    // arrives while the top-up is still at the bank.
+    bank.control("delay 0200 250");
+    let mut kiosk = signed_on(&host, KIOSK, KIOSK_MERCHANT);
+    let before = host.balance_minor(STUDENT);
+    let request = kiosk.financial(
+        Mti::FINANCIAL_REQUEST,
+        400_000,
+        STUDENT,
+        Some(300),
+        Some(STUDENT_PIN),
+    );
+    let bytes = kiosk.finish(request);
+    kiosk.send_frame(&bytes);
+    kiosk.send_frame(&bytes);
+    let (first, second) = (kiosk.recv(), kiosk.recv());
+    assert_eq!((code(&first), code(&second)), ("00", "00"));
+    assert_eq!(first.get_str(Field::Rrn), second.get_str(Field::Rrn));
+    assert_eq!(host.balance_minor(STUDENT), before + 300, "credited once");
+    assert_eq!(bank.received("0200").len(), 1, "asked the bank once");
+}
