@@ -57,6 +57,7 @@ fn every_endpoint_wants_the_bearer_token() {
         ("GET", "/v1/blacklist?since=0".to_owned()),
         ("GET", "/v1/audit?since=0".to_owned()),
         ("GET", "/v1/ledger/check".to_owned()),
+        ("POST", "/v1/cutover".to_owned()),
     ];
     for (method, path) in &endpoints {
         let body = (*method == "POST").then(|| json!({}));
@@ -980,6 +981,12 @@ fn the_audit_trail_names_the_operator_and_what_changed() {
         !text.contains(&pan) && !text.contains("7531") && !text.contains("9753"),
         "no PAN or PIN: {text}"
     );
+
+    let (status, closed) = host.api("POST", "/v1/cutover", Some(json!({})));
+    assert_eq!(status, 200, "{closed}");
+    let (_, last) = host.api("GET", "/v1/audit?since=4", None);
+    assert_eq!(last["entries"][0]["action"], "day.cutover", "{last}");
+    assert_eq!(last["entries"][0]["subject"], closed["business_date"]);
 
     let (_, tail) = host.api("GET", "/v1/audit?since=2&limit=1", None);
     assert_eq!(

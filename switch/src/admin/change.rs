@@ -37,3 +37,20 @@ where
         })
         .await?
 }
+
+/// Records a change made in steps of its own (a day close writes its files between engine
+/// transactions), once it is done, in a transaction of its own: a crash between the change
+/// and this record loses the record, never the change.
+pub async fn record_done(
+    host: &HostRef,
+    operator: &OperatorRef,
+    action: &'static str,
+    change: Change,
+) -> Result<(), ApiError> {
+    let operator = operator.0 .0.clone();
+    let now = now_ms();
+    host.engine
+        .execute(move |tx| record(tx, &operator, now, action, change))
+        .await?;
+    Ok(())
+}

@@ -7,6 +7,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::change::{record_done, OperatorRef};
 use super::reply::{parse_json, ApiError};
 use super::HostRef;
 use crate::clock::{iso_date, parse_iso_date};
@@ -18,7 +19,11 @@ struct CutoverRequest {
     business_date: Option<String>,
 }
 
-pub async fn cutover(host: HostRef, body: Bytes) -> Result<impl IntoResponse, ApiError> {
+pub async fn cutover(
+    host: HostRef,
+    operator: OperatorRef,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
     let request: CutoverRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CutoverRequest::default()
     } else {
@@ -39,6 +44,14 @@ pub async fn cutover(host: HostRef, body: Bytes) -> Result<impl IntoResponse, Ap
                 ApiError::Unavailable
             }
         })?;
+    let detail = format!(
+        "business day {} closed and published ({} asked), {} file(s)",
+        iso_date(published.business_day),
+        request.business_date.as_deref().unwrap_or("current day"),
+        published.files.len()
+    );
+    let change = crate::ops::audit::Change::new(iso_date(published.business_day), detail);
+    record_done(&host, &operator, "day.cutover", change).await?;
     Ok(Json(json!({
         "business_date": iso_date(published.business_day),
         "files": published.files,
