@@ -40,6 +40,32 @@ pub struct Decision {
     pub reason: Option<&'static str>,
 }
 
+impl Decision {
+    /// The decision for a checked request: its reply when approved; when declined, a reply
+    /// with the code and the next RRN (declined 0210s carry one, PROTOCOL.md 3.2) and the
+    /// reason for the log line.
+    pub fn settled(tx: &HostTx<'_>, outcome: Result<Reply, checks::Declined>) -> Decision {
+        match outcome {
+            Ok(reply) => Decision {
+                reply,
+                private_data: None,
+                mac_key: None,
+                reason: None,
+            },
+            Err((code, reason)) => {
+                let mut reply = Reply::declined(code, tx.state().business_day);
+                reply.rrn = Some(tx.state().next_rrn);
+                Decision {
+                    reply,
+                    private_data: None,
+                    mac_key: None,
+                    reason: Some(reason),
+                }
+            }
+        }
+    }
+}
+
 /// What is left to do at the bank before a top-up can be answered (`bank::topup`).
 #[derive(Copy, Clone, Debug)]
 pub enum BankStep {

@@ -21,25 +21,8 @@ pub fn decide(
     key: RequestKey,
     now_ms: u64,
 ) -> Decision {
-    let day = tx.state().business_day;
-    match approve(tx, msg, terminal, policy, key, now_ms) {
-        Ok(reply) => Decision {
-            reply,
-            private_data: None,
-            mac_key: None,
-            reason: None,
-        },
-        Err((code, reason)) => {
-            let mut reply = Reply::declined(code, day);
-            reply.rrn = Some(tx.state().next_rrn);
-            Decision {
-                reply,
-                private_data: None,
-                mac_key: None,
-                reason: Some(reason),
-            }
-        }
-    }
+    let outcome = approve(tx, msg, terminal, policy, key, now_ms);
+    Decision::settled(tx, outcome)
 }
 
 fn approve(

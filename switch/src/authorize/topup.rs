@@ -38,15 +38,7 @@ pub fn decide(
         }
         Err(declined) => declined,
     };
-    let mut reply = Reply::declined(code, day);
-    reply.rrn = Some(tx.state().next_rrn);
-    let decision = Decision {
-        reply,
-        private_data: None,
-        mac_key: None,
-        reason: Some(reason),
-    };
-    (decision, None)
+    (Decision::settled(tx, Err((code, reason))), None)
 }
 
 fn start(
