@@ -1,6 +1,7 @@
 //! The `banksim` process under test: the partner bank's host, steered through its control
 //! port.
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
@@ -22,6 +23,16 @@ impl BankSim {
     /// Starts banksim on `link_addr` (so a host configured with it can be started first),
     /// checking clearing files in `outbox_dir`; `balances` are `ACCOUNT=MINOR`.
     pub fn start(link_addr: SocketAddr, outbox_dir: &Path, balances: &[&str]) -> BankSim {
+        BankSim::start_with(link_addr, outbox_dir, balances, &[])
+    }
+
+    /// `start` with more command-line arguments (TLS, say).
+    pub fn start_with(
+        link_addr: SocketAddr,
+        outbox_dir: &Path,
+        balances: &[&str],
+        args: &[&OsStr],
+    ) -> BankSim {
         let control_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut command = Command::new(bin_path("banksim"));
         command
@@ -36,6 +47,7 @@ impl BankSim {
         for balance in balances {
             command.arg("--balance").arg(balance);
         }
+        command.args(args);
         let child = command.spawn().expect("start banksim");
         let mut sim = BankSim {
             child: Some(child),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod banksim;
+pub mod certs;
 pub mod host;
 pub mod prom;
 pub mod terminal;

@@ -3,10 +3,12 @@
 //! the link killed and restored; the host killed with advices queued; a business day closed
 //! by each of its three triggers, with clearing files that add up and verify.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bursar_e2e::banksim::{wait_until, BankSim};
+use bursar_e2e::certs::{TestCa, Usage};
 use bursar_e2e::demo::*;
 use bursar_e2e::terminal::code;
 use bursar_e2e::{HostOptions, HostProcess, TestTerminal};
@@ -433,17 +435,106 @@ fn operator_cutover_publishes_files_that_add_up_and_republishes_them_identically
 }
 
 #[test]
+fn the_banks_own_echo_is_answered() {
+    let (host, mut bank) = start_pair("", &[]);
+    assert_eq!(bank.control("echo")["sent"], 1);
+    wait_until("the host answered the bank's echo", || {
+        network_answered(&mut bank, 301)
+    });
+    assert_eq!(
+        metric(&host, "bursar_bank_link_state{state=\"signed_on\"}"),
+        1
+    );
+}
+
+/// The bank's own 0800 with this F70 was answered `00`.
+fn network_answered(bank: &mut BankSim, network_code: u64) -> bool {
+    bank.stats()["network_answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a[0] == network_code && a[1] == "00")
+}
+
+/// `[bank]` TLS settings: the CA that signed the bank's certificate, and the host's client
+/// certificate when given.
+fn tls_config(ca: &TestCa, client: Option<&(PathBuf, PathBuf)>) -> String {
+    let mut config = format!("tls_ca = \"{}\"\n", ca.cert.display());
+    if let Some((cert, key)) = client {
+        config += &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+    }
+    config
+}
+
+#[test]
+fn the_bank_link_runs_mutual_tls_and_a_host_without_a_certificate_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path());
+    let (bank_cert, bank_key) = ca.issue("bank", Usage::Server);
+    let host_identity = ca.issue("bursar", Usage::Client);
+    let bank_tls: [&OsStr; 6] = [
+        "--tls-cert".as_ref(),
+        bank_cert.as_os_str(),
+        "--tls-key".as_ref(),
+        bank_key.as_os_str(),
+        "--tls-client-ca".as_ref(),
+        ca.cert.as_os_str(),
+    ];
+
+    // With its client certificate the host signs on, and top-ups and echoes cross the link.
+    let addr = BankSim::free_addr();
+    let host = HostProcess::start(HostOptions {
+        demo: true,
+        config: bank_config(addr) + &tls_config(&ca, Some(&host_identity)),
+        ..HostOptions::default()
+    });
+    let mut bank = BankSim::start_with(addr, &host.outbox_dir(), &[], &bank_tls);
+    wait_signed_on(&host);
+    let mut kiosk = signed_on(&host, KIOSK, KIOSK_MERCHANT);
+    let before = host.balance_minor(STUDENT);
+    assert_eq!(code(&top_up(&mut kiosk, STUDENT, 2500, STUDENT_PIN)), "00");
+    assert_eq!(host.balance_minor(STUDENT), before + 2500);
+    assert_eq!(bank.counter("approvals"), 1);
+    assert_eq!(bank.control("echo")["sent"], 1);
+    wait_until("the host answered the bank's echo over TLS", || {
+        network_answered(&mut bank, 301)
+    });
+    assert_eq!(bank.counter("tls_handshakes_failed"), 0);
+    drop(host);
+
+    // Without one the bank refuses the handshake: the link stays down, top-ups get 91 at
+    // once, purchases go on.
+    let uncertified = HostProcess::start(HostOptions {
+        demo: true,
+        config: bank_config(addr) + &tls_config(&ca, None),
+        ..HostOptions::default()
+    });
+    wait_until("the bank refused the host's handshake", || {
+        bank.counter("tls_handshakes_failed") >= 2
+    });
+    assert_eq!(
+        metric(&uncertified, "bursar_bank_link_state{state=\"signed_on\"}"),
+        0
+    );
+    let mut kiosk = signed_on(&uncertified, KIOSK, KIOSK_MERCHANT);
+    assert_eq!(code(&top_up(&mut kiosk, STUDENT, 2500, STUDENT_PIN)), "91");
+    let mut till = signed_on(&uncertified, TERMINAL, MERCHANT);
+    assert_eq!(code(&till.purchase(STUDENT, 100, None)), "00");
+    assert_eq!(bank.counter("approvals"), 1, "nothing reached the bank");
+}
+
+#[test]
 fn the_banks_cutover_closes_the_day() {
     let (host, mut bank) = start_pair("", &[]);
     let mut till = signed_on(&host, TERMINAL, MERCHANT);
     assert_eq!(code(&till.purchase(STUDENT, 123, None)), "00");
     assert_eq!(bank.control("cutover")["sent"], 1);
     wait_until("the host answered the cutover", || {
-        bank.stats()["network_answers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|a| a[0] == 201 && a[1] == "00")
+        network_answered(&mut bank, 201)
     });
     wait_until("the bank accepted the 0500", || {
         bank.counter("clearing_accepted") == 1

@@ -3,10 +3,9 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
+use bursar_e2e::certs::self_signed;
 use bursar_e2e::demo::*;
 use bursar_e2e::{HostOptions, HostProcess, TestTerminal};
 use bytes::Bytes;
@@ -38,32 +37,6 @@ fn sigterm_answers_what_was_sent_exits_0_and_keeps_it() {
     assert_eq!(host.balance_minor(STAFF), before - 100 * approved);
     let (_, check) = host.api("GET", "/v1/ledger/check", None);
     assert_eq!(check["balanced"], true);
-}
-
-/// A self-signed certificate for 127.0.0.1 made with the openssl command line.
-fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=bursar-test"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl is installed by scripts/setup.sh");
-    assert!(status.status.success(), "{status:?}");
-    (cert, key)
 }
 
 /// One framed message, or `None` at the end of the stream.

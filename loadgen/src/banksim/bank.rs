@@ -28,6 +28,7 @@ pub struct Received {
 pub struct Counters {
     pub connections_accepted: u64,
     pub connections_refused: u64,
+    pub tls_handshakes_failed: u64,
     pub sign_ons: u64,
     pub approvals: u64,
     pub declines: u64,
@@ -46,7 +47,7 @@ pub struct Bank {
     pub refuse_connections: bool,
     pub counters: Counters,
     pub received: Vec<Received>,
-    /// Answers to the bank's own 0800s (cutover), F39 by F70.
+    /// Answers to the bank's own 0800s (cutover, echo), F39 by F70.
     pub network_answers: Vec<(u16, String)>,
     approval_serial: u64,
 }

@@ -6,6 +6,7 @@
 //! refuse on|off               refuse new connections from the host
 //! kill                        close the host's connections now
 //! cutover                     send 0800 F70=201 (cutover) to the host
+//! echo                        send 0800 F70=301 (echo) to the host
 //! balance <account> [minor]   show or set a bank account's balance
 //! stats                       counters, requests received, answers to the bank's 0800s
 //! ```
@@ -46,7 +47,7 @@ pub fn command(sim: &Sim, line: &str) -> Value {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
         ["help"] => {
-            json!({ "commands": ["drop <MTI> <N|all|off>", "delay <MTI> <ms>", "refuse on|off", "kill", "cutover", "balance <account> [minor]", "stats"] })
+            json!({ "commands": ["drop <MTI> <N|all|off>", "delay <MTI> <ms>", "refuse on|off", "kill", "cutover", "echo", "balance <account> [minor]", "stats"] })
         }
         ["drop", mti, count] => {
             let remaining = match *count {
@@ -77,8 +78,11 @@ pub fn command(sim: &Sim, line: &str) -> Value {
             json!({ "ok": true })
         }
         ["kill"] => json!({ "ok": true, "closed": sim.connections.kill_all() }),
-        ["cutover"] => {
-            let sent = sim.connections.broadcast(super::link::cutover_request);
+        [word @ ("cutover" | "echo")] => {
+            let network_code = if *word == "cutover" { 201 } else { 301 };
+            let sent = sim
+                .connections
+                .broadcast(|stan| super::link::network_request(network_code, stan));
             json!({ "ok": sent > 0, "sent": sent })
         }
         ["balance", account] => {

@@ -11,8 +11,10 @@ use bytes::Bytes;
 use codec::framing::FrameCodec;
 use codec::{Field, Message, MessageBuilder, Mti};
 use futures::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 use super::bank::Received;
@@ -51,7 +53,11 @@ impl Connections {
     }
 }
 
-pub async fn serve(listener: TcpListener, sim: Arc<Sim>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    sim: Arc<Sim>,
+) -> anyhow::Result<()> {
     loop {
         let (socket, peer) = listener.accept().await?;
         if sim.bank.lock().expect("lock").refuse_connections {
@@ -60,14 +66,39 @@ pub async fn serve(listener: TcpListener, sim: Arc<Sim>) -> anyhow::Result<()> {
             continue;
         }
         sim.bank.lock().expect("lock").counters.connections_accepted += 1;
-        println!("banksim: host connected from {peer}");
-        tokio::spawn(connection(socket, sim.clone()));
+        let _ = socket.set_nodelay(true);
+        let sim = sim.clone();
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            match tls {
+                Some(acceptor) => match acceptor.accept(socket).await {
+                    Ok(stream) => {
+                        println!("banksim: host connected from {peer} over TLS");
+                        connection(stream, sim).await
+                    }
+                    Err(error) => {
+                        sim.bank
+                            .lock()
+                            .expect("lock")
+                            .counters
+                            .tls_handshakes_failed += 1;
+                        println!("banksim: TLS handshake with {peer} failed: {error}");
+                    }
+                },
+                None => {
+                    println!("banksim: host connected from {peer}");
+                    connection(socket, sim).await
+                }
+            }
+        });
     }
 }
 
-async fn connection(socket: TcpStream, sim: Arc<Sim>) {
-    let _ = socket.set_nodelay(true);
-    let (reader, writer) = socket.into_split();
+async fn connection<S>(stream: S, sim: Arc<Sim>)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (reader, writer) = tokio::io::split(stream);
     let mut frames = FramedRead::new(reader, FrameCodec::new(4096));
     let (outbox, mut outgoing) = mpsc::channel::<Option<Bytes>>(1024);
     let id = sim.connections.next_id.fetch_add(1, Ordering::Relaxed);
@@ -289,13 +320,13 @@ fn decide(sim: &Sim, request: &Message) -> anyhow::Result<Bytes> {
     }
 }
 
-/// The bank's cutover: 0800 F70=201.
-pub fn cutover_request(stan: u32) -> Bytes {
+/// The bank's own 0800 with network code F70 (201 cutover, 301 echo).
+pub fn network_request(network_code: u64, stan: u32) -> Bytes {
     let mut b = MessageBuilder::new(Mti::NETWORK_REQUEST);
     let f7 = crate::banksim::control::utc_mmddhhmmss();
     b.set(Field::TransmissionDateTime, f7.as_bytes())
         .and_then(|b| b.set_numeric(Field::Stan, stan as u64))
-        .and_then(|b| b.set_numeric(Field::NetworkCode, 201))
+        .and_then(|b| b.set_numeric(Field::NetworkCode, network_code))
         .expect("valid fields");
     b.build().expect("small message")
 }

@@ -6,12 +6,14 @@
 //! it (`control`): delay, drop or refuse, send a cutover, report what it saw.
 //!
 //! - `bank`: the accounts and what was received (pure state, no I/O);
-//! - `link`: the ISO 8583 side; `control`: the line protocol; `clearing`: the file check.
+//! - `link`: the ISO 8583 side (TCP, or TLS with `tls`); `control`: the line protocol;
+//!   `clearing`: the file check.
 
 pub mod bank;
 pub mod clearing;
 pub mod control;
 pub mod link;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -43,6 +45,16 @@ pub struct Args {
     /// against the files there.
     #[arg(long, default_value = "outbox")]
     pub outbox_dir: PathBuf,
+    /// TLS: the bank's certificate (PEM). With it and `--tls-key` the link is TLS 1.3.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS: the bank's private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Mutual TLS: the CA (PEM) that must have signed the host's client certificate; a host
+    /// without one is refused.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 fn parse_balance(text: &str) -> Result<(String, u64), String> {
@@ -72,6 +84,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         connections: link::Connections::default(),
         outbox_dir: args.outbox_dir.clone(),
     });
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key, args.tls_client_ca.as_deref())?),
+        _ => None,
+    };
     let link_listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -79,12 +95,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen for control on {}", args.control))?;
     println!(
-        "banksim: bank link on {}, control on {}",
+        "banksim: bank link on {} ({}), control on {}",
         link_listener.local_addr()?,
+        if tls.is_some() { "TLS" } else { "TCP" },
         control_listener.local_addr()?
     );
     tokio::select! {
-        result = link::serve(link_listener, sim.clone()) => result,
+        result = link::serve(link_listener, tls, sim.clone()) => result,
         result = control::serve(control_listener, sim) => result,
     }
 }
