@@ -5,6 +5,7 @@ pub mod admin;
 pub mod banksim;
 pub mod certs;
 pub mod host;
+pub mod offline;
 pub mod prom;
 pub mod terminal;
 

@@ -58,6 +58,7 @@ fn every_endpoint_wants_the_bearer_token() {
         ("GET", "/v1/audit?since=0".to_owned()),
         ("GET", "/v1/ledger/check".to_owned()),
         ("POST", "/v1/cutover".to_owned()),
+        ("GET", "/v1/batches/T0000001/000001".to_owned()),
     ];
     for (method, path) in &endpoints {
         let body = (*method == "POST").then(|| json!({}));

@@ -332,7 +332,11 @@ fn operator_cutover_publishes_files_that_add_up_and_republishes_them_identically
         .iter()
         .map(|f| f.as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(files.len(), 4, "two files and their checksums: {files:?}");
+    assert_eq!(
+        files.len(),
+        6,
+        "CLR, TXN, REC and their checksums: {files:?}"
+    );
     let outbox = host.outbox_dir();
     checksums_verify(&outbox, &files);
     let clr_name = files

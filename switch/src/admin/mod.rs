@@ -1,6 +1,7 @@
 //! The admin API (PROTOCOL.md 8): HTTP + JSON on the admin listener, bearer-token auth, and
 //! the unauthenticated /healthz, /readyz and /metrics.
 
+mod batches;
 mod bulk;
 mod cards;
 mod change;
@@ -50,6 +51,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/v1/audit", get(trails::audit))
         .route("/v1/ledger/check", get(registry::ledger_check))
         .route("/v1/cutover", post(cutover::cutover))
+        .route("/v1/batches/{terminal}/{batch}", get(batches::report))
         .route_layer(middleware::from_fn_with_state(shared.clone(), authorize));
     let app = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))

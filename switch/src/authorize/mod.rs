@@ -15,6 +15,8 @@ mod refund;
 mod reversal;
 mod topup;
 
+pub use batch::host_totals;
+
 use codec::{Field, Message, Mti, ResponseCode};
 use ledger::state_machine::Tx;
 use ledger::transfer::TransferId;

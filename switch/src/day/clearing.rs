@@ -297,7 +297,7 @@ fn kind_name(kind: TransferKind) -> &'static str {
 }
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
-fn csv_field(text: &str) -> String {
+pub fn csv_field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

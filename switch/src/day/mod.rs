@@ -8,6 +8,7 @@
 
 pub mod clearing;
 pub mod outbox;
+pub mod reconciliation;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,7 +118,7 @@ async fn publish(host: &Arc<Host>, day: BusinessDay) -> anyhow::Result<Published
     let institution = host.config.host.institution_id.clone();
     let currency = host.config.host.currency.clone();
     let offset = host.config.host.utc_offset_minutes;
-    let files: ClearingFiles = host
+    let (files, (rec_name, rec)): (ClearingFiles, _) = host
         .engine
         .execute(move |tx| {
             let state = tx.state();
@@ -127,7 +128,10 @@ async fn publish(host: &Arc<Host>, day: BusinessDay) -> anyhow::Result<Published
                 currency: &currency,
                 utc_offset_minutes: offset,
             };
-            Some(clearing::build(state, day, closed.closed_at_ms, &settings))
+            Some((
+                clearing::build(state, day, closed.closed_at_ms, &settings),
+                reconciliation::build(state, day, closed.closed_at_ms, &institution),
+            ))
         })
         .await?
         .ok_or_else(|| anyhow!("day {} is not closed", iso_date(day)))?;
@@ -138,6 +142,7 @@ async fn publish(host: &Arc<Host>, day: BusinessDay) -> anyhow::Result<Published
             let mut names = Vec::new();
             names.extend(outbox::publish(&dir, &files.clr_name, &files.clr)?);
             names.extend(outbox::publish(&dir, &files.txn_name, &files.txn)?);
+            names.extend(outbox::publish(&dir, &rec_name, &rec)?);
             Ok(names)
         })
         .await

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use ledger::book::Totals;
-use ledger::transfer::{Transfer, TransferId, TransferKind};
+use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
 use super::ids::{Pan, TerminalId};
 
@@ -151,9 +151,36 @@ pub struct BatchTxn {
     pub uploaded: bool,
 }
 
+/// The reconciliation report of a batch in counts (the lists are in the admin API).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchSummary {
+    /// Uploaded transactions the host had.
+    pub matched: u64,
+    /// Uploaded sales the host had not seen, posted as offline advices at upload.
+    pub posted_at_upload: u64,
+    /// Uploaded refunds the host never approved: not posted.
+    pub refunds_not_posted: u64,
+    /// Transactions the host has (not reversed) that the terminal's upload left out.
+    pub missing_at_terminal: u64,
+    /// Offline sales posted under a rule other than `normal`, or above the floor limit.
+    pub offline_exceptions: u64,
+    pub stan_gaps: u64,
+}
+
+/// A batch as it was when it closed, and the business day it closed in: what that day's
+/// reconciliation file says of it. Fixed at the close, so a re-published file is
+/// byte-identical whatever reaches the batch later (a `12` answered with one of its STANs,
+/// a reversal from the next batch).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtClose {
+    pub business_day: BusinessDay,
+    pub summary: BatchSummary,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     pub closing: Option<Closing>,
+    pub at_close: Option<AtClose>,
     /// Every STAN of the batch the host recorded (postings, reversals, declines, advices,
     /// uploads), for the gap report.
     pub stans: BTreeSet<u32>,
@@ -173,15 +200,55 @@ impl Batch {
 
     /// STANs missing between the lowest and the highest the batch has.
     pub fn stan_gaps(&self) -> Vec<u32> {
-        let mut gaps = Vec::new();
-        let mut previous: Option<u32> = None;
-        for &stan in &self.stans {
-            if let Some(p) = previous {
-                gaps.extend(p + 1..stan);
-            }
-            previous = Some(stan);
+        self.stan_gaps_iter().collect()
+    }
+
+    /// The same, lazily: a STAN that wrapped round within a batch leaves a hole of up to a
+    /// million, which a report lists only the start of.
+    pub fn stan_gaps_iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.stans
+            .iter()
+            .zip(self.stans.iter().skip(1))
+            .flat_map(|(&low, &high)| low + 1..high)
+    }
+
+    pub fn stan_gap_count(&self) -> u64 {
+        match (self.stans.first(), self.stans.last()) {
+            (Some(&low), Some(&high)) => (high - low + 1) as u64 - self.stans.len() as u64,
+            _ => 0,
         }
-        gaps
+    }
+
+    /// The terminal sent its transactions (0320s, or an 0500 after upload), so what it left
+    /// out means something.
+    pub fn was_uploaded(&self) -> bool {
+        !self.uploads.is_empty() || self.closing.is_some_and(|c| c.after_upload)
+    }
+
+    /// Approved transactions, not reversed, the terminal's upload did not have.
+    pub fn missing_at_terminal(&self) -> impl Iterator<Item = (&TxnKey, &BatchTxn)> + '_ {
+        let uploaded = self.was_uploaded();
+        self.transactions
+            .iter()
+            .filter(move |(_, t)| uploaded && !t.uploaded && !t.reversed)
+    }
+
+    pub fn offline_exceptions(&self) -> impl Iterator<Item = &OfflineSale> + '_ {
+        self.offline.iter().filter(|sale| sale.is_exception())
+    }
+
+    pub fn summary(&self) -> BatchSummary {
+        let count = |wanted: fn(&UploadOutcome) -> bool| {
+            self.uploads.iter().filter(|u| wanted(&u.outcome)).count() as u64
+        };
+        BatchSummary {
+            matched: count(|o| matches!(o, UploadOutcome::Matched(_))),
+            posted_at_upload: count(|o| matches!(o, UploadOutcome::Posted(_))),
+            refunds_not_posted: count(|o| matches!(o, UploadOutcome::UnknownRefund)),
+            missing_at_terminal: self.missing_at_terminal().count() as u64,
+            offline_exceptions: self.offline_exceptions().count() as u64,
+            stan_gaps: self.stan_gap_count(),
+        }
     }
 
     /// What the book's batch totals leave out: sales the merchant bears.
@@ -208,6 +275,13 @@ impl Batches {
 
     pub fn is_closed(&self, key: &BatchKey) -> bool {
         self.batches.get(key).is_some_and(Batch::is_closed)
+    }
+
+    /// Batches that closed in `day`, in (terminal, batch) order.
+    pub fn closed_in(&self, day: BusinessDay) -> impl Iterator<Item = (&BatchKey, &Batch)> + '_ {
+        self.batches
+            .iter()
+            .filter(move |(_, b)| b.at_close.is_some_and(|at| at.business_day == day))
     }
 
     pub fn transaction(&self, key: &BatchKey, txn: &TxnKey) -> Option<&BatchTxn> {
@@ -294,7 +368,8 @@ impl Batches {
         }
     }
 
-    pub fn apply(&mut self, event: &BatchEvent) {
+    /// Applies a batch event; `business_day` is the host's current day (when a batch closes).
+    pub fn apply(&mut self, event: &BatchEvent, business_day: BusinessDay) {
         match event {
             BatchEvent::OfflineSale(sale) => {
                 let batch = self.batch_mut(sale.batch);
@@ -332,6 +407,10 @@ impl Batches {
                 let batch = self.batches.entry(*batch).or_default();
                 assert!(batch.closing.is_none(), "a batch closes once");
                 batch.closing = Some(*closing);
+                batch.at_close = Some(AtClose {
+                    business_day,
+                    summary: batch.summary(),
+                });
             }
         }
     }
@@ -346,6 +425,8 @@ mod tests {
         let mut batch = Batch::default();
         batch.stans.extend([3, 4, 7, 8, 10]);
         assert_eq!(batch.stan_gaps(), vec![5, 6, 9]);
+        assert_eq!(batch.stan_gap_count(), 3);
         assert_eq!(Batch::default().stan_gaps(), Vec::<u32>::new());
+        assert_eq!(Batch::default().stan_gap_count(), 0);
     }
 }

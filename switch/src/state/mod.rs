@@ -378,7 +378,7 @@ impl StateMachine for HostState {
             HostEvent::SafDone { seq } => {
                 self.bank.saf.remove(seq).expect("queued advice");
             }
-            HostEvent::Batch(event) => self.batches.apply(event),
+            HostEvent::Batch(event) => self.batches.apply(event, self.business_day),
         }
     }
 
