@@ -25,6 +25,7 @@ pub mod engine;
 mod hash;
 pub mod history;
 pub mod record;
+mod rrn_index;
 pub mod sim_disk;
 pub mod sled_wal;
 pub mod snapshot;
