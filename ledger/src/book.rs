@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountId, AccountKind, Side};
+use crate::cow_vec::CowVec;
 use crate::hash::FastMap;
 use crate::history::{AppliedTransfer, Chunk, History, POSITION_NONE};
 use crate::rrn_index::RrnIndex;
@@ -161,7 +162,7 @@ struct DayRun {
 /// chunks). The hash indexes are not copied: [`Book::restore`] rebuilds them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BookSnapshot {
-    slots: Vec<Slot>,
+    slots: CowVec<Slot>,
     history: Vec<Arc<Chunk>>,
 }
 
@@ -209,7 +210,8 @@ struct Indexes {
 
 #[derive(Clone, Debug, Default)]
 pub struct Book {
-    slots: Vec<Slot>,
+    /// Chunks shared with snapshots until written (see `CowVec`).
+    slots: CowVec<Slot>,
     history: History,
     indexes: Indexes,
     /// Running sums of every account's sides: must stay equal (double entry).
@@ -351,7 +353,10 @@ impl Book {
         // Every check has passed: from here on nothing can fail, so the transfer applies whole.
         let mut previous_postings = [POSITION_NONE; LEGS_MAX];
         for (index, leg) in transfer.legs.iter().enumerate() {
-            let slot = &mut self.slots[leg.account.0 as usize];
+            let slot = self
+                .slots
+                .get_mut(leg.account.0 as usize)
+                .expect("validated account");
             match leg.side {
                 Side::Debit => slot.account.debits_minor += leg.amount_minor,
                 Side::Credit => slot.account.credits_minor += leg.amount_minor,
@@ -479,7 +484,7 @@ impl Book {
     pub fn check_balanced(&self) -> BookCheck {
         let mut debits_minor: u128 = 0;
         let mut credits_minor: u128 = 0;
-        for slot in &self.slots {
+        for slot in self.slots.iter() {
             debits_minor += slot.account.debits_minor as u128;
             credits_minor += slot.account.credits_minor as u128;
         }
@@ -624,7 +629,7 @@ fn effect_minor(transfer: &Transfer, id: AccountId, kind: AccountKind) -> i64 {
 /// Every rule a new transfer must pass. Pure: `prepare` and `apply` both call it.
 /// `related` is the position of `transfer.related`, if that transfer exists.
 fn validate(
-    slots: &[Slot],
+    slots: &CowVec<Slot>,
     history: &History,
     reversed_by: &FastMap<u32, u32>,
     transfer: &Transfer,

@@ -95,7 +95,11 @@ impl SnapshotStore {
         let started = Instant::now();
         let path = self.path_of(seq);
         let temp = path.with_extension("tmp");
-        let file = File::create(&temp)?;
+        let file = WriteBehind {
+            file: File::create(&temp)?,
+            written: 0,
+            synced: 0,
+        };
         // The buffer sits outside the checksum so that the crc runs over large chunks, not
         // over the single bytes postcard writes.
         let checksummed = ChecksumWriter {
@@ -107,7 +111,8 @@ impl SnapshotStore {
         let buffered = postcard::to_io(value, buffered)
             .map_err(|error| io::Error::other(error.to_string()))?;
         let checksummed = buffered.into_inner().map_err(|error| error.into_error())?;
-        let (crc, payload_len, mut file) = (checksummed.crc, checksummed.bytes, checksummed.inner);
+        let (crc, payload_len, mut file) =
+            (checksummed.crc, checksummed.bytes, checksummed.inner.file);
         let mut trailer = Vec::with_capacity(TRAILER_LEN);
         trailer.extend_from_slice(MAGIC);
         trailer.extend_from_slice(&seq.to_le_bytes());
@@ -187,6 +192,59 @@ fn read_snapshot<T: DeserializeOwned>(path: &Path, seq: u64) -> io::Result<T> {
     }
     postcard::from_bytes(payload)
         .map_err(|error| invalid(&format!("payload checks but does not decode: {error}")))
+}
+
+/// Bytes of snapshot written to the disk at a time, while the snapshot is being written.
+const WRITE_BEHIND_STEP: u64 = 4 << 20;
+
+/// A snapshot file that goes to the disk as it is written, a few megabytes at a time
+/// (`sync_file_range`: data only, no journal commit), instead of a few hundred megabytes of
+/// dirty pages flushed at the end. Commits share the disk (and ext4's journal) with the
+/// snapshot: a `fdatasync` of the WAL that queued behind the final `fsync` of a 241 MB file
+/// took over 50 ms; behind a few megabytes it does not.
+struct WriteBehind {
+    file: File,
+    written: u64,
+    synced: u64,
+}
+
+impl Write for WriteBehind {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let written = self.file.write(buf)?;
+        self.written += written as u64;
+        if self.written - self.synced >= WRITE_BEHIND_STEP {
+            write_out(&self.file, self.synced, self.written - self.synced)?;
+            self.synced = self.written;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+/// Writes a range of the file to the disk and waits for it. Not a durability point (the
+/// final `fsync` is): it only bounds how much is left for that `fsync`.
+#[cfg(target_os = "linux")]
+fn write_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: a plain system call on a file descriptor this function borrows.
+    let result =
+        unsafe { libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, flags) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn write_out(file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    file.sync_data()
 }
 
 /// Computes the crc32c of what passes through.

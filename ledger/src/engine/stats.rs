@@ -29,6 +29,10 @@ pub struct EngineStats {
     pub snapshot_failures: u64,
     pub last_snapshot_seq: u64,
     pub last_snapshot_us: u64,
+    /// Time the engine thread spent taking the last snapshot (`StateMachine::snapshot`), and
+    /// the longest: no request is decided meanwhile.
+    pub last_snapshot_capture_us: u64,
+    pub snapshot_capture_us_max: u64,
     /// WAL records removed behind snapshots.
     pub trimmed_records: u64,
 }
@@ -49,6 +53,8 @@ pub(crate) struct SharedStats {
     pub(crate) snapshot_failures: AtomicU64,
     pub(crate) last_snapshot_seq: AtomicU64,
     pub(crate) last_snapshot_us: AtomicU64,
+    pub(crate) last_snapshot_capture_us: AtomicU64,
+    pub(crate) snapshot_capture_us_max: AtomicU64,
     pub(crate) trimmed_records: AtomicU64,
     /// Oldest snapshot kept: the WAL may be trimmed before it.
     pub(crate) trim_target_seq: AtomicU64,
@@ -89,6 +95,8 @@ impl SharedStats {
             snapshot_failures: self.snapshot_failures.load(Relaxed),
             last_snapshot_seq: self.last_snapshot_seq.load(Relaxed),
             last_snapshot_us: self.last_snapshot_us.load(Relaxed),
+            last_snapshot_capture_us: self.last_snapshot_capture_us.load(Relaxed),
+            snapshot_capture_us_max: self.snapshot_capture_us_max.load(Relaxed),
             trimmed_records: self.trimmed_records.load(Relaxed),
         }
     }

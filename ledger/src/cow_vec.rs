@@ -1,0 +1,130 @@
+//! A vector kept in fixed-size chunks behind `Arc`: a clone copies the chunk pointers only,
+//! and a write copies the one chunk it touches while a clone still shares it.
+//!
+//! What lets the engine thread take a snapshot of a large state at once: copying a million
+//! accounts (24 MB) stalled every request for 66 ms on a loaded machine; sharing their
+//! chunks takes microseconds, and the copying is spread over the writes that follow, one
+//! chunk (about 100 KB) at a time. Serialized as a plain sequence, like a `Vec`.
+
+use std::sync::Arc;
+
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Elements per chunk.
+pub const COW_CHUNK_LEN: usize = 4096;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CowVec<T> {
+    chunks: Vec<Arc<Vec<T>>>,
+    len: usize,
+}
+
+impl<T> Default for CowVec<T> {
+    fn default() -> Self {
+        CowVec {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Clone> CowVec<T> {
+    pub fn new() -> CowVec<T> {
+        CowVec::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn get(&self, index: usize) -> Option<&T> {
+        self.chunks
+            .get(index / COW_CHUNK_LEN)?
+            .get(index % COW_CHUNK_LEN)
+    }
+
+    /// The element, its chunk copied first if a clone shares it.
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut T> {
+        let chunk = self.chunks.get_mut(index / COW_CHUNK_LEN)?;
+        Arc::make_mut(chunk).get_mut(index % COW_CHUNK_LEN)
+    }
+
+    pub fn push(&mut self, value: T) {
+        if self.len % COW_CHUNK_LEN == 0 {
+            self.chunks
+                .push(Arc::new(Vec::with_capacity(COW_CHUNK_LEN)));
+        }
+        let last = self.chunks.last_mut().expect("a chunk with room");
+        Arc::make_mut(last).push(value);
+        self.len += 1;
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+}
+
+impl<T: Clone> FromIterator<T> for CowVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> CowVec<T> {
+        let mut vec = CowVec::new();
+        for value in iter {
+            vec.push(value);
+        }
+        vec
+    }
+}
+
+impl<T: Clone + Serialize> Serialize for CowVec<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // The length first: postcard (and any length-prefixed format) needs it up front.
+        let mut seq = serializer.serialize_seq(Some(self.len))?;
+        for value in self.iter() {
+            seq.serialize_element(value)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, T: Clone + Deserialize<'de>> Deserialize<'de> for CowVec<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CowVec<T>, D::Error> {
+        let values = Vec::<T>::deserialize(deserializer)?;
+        Ok(values.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_keeps_its_values_while_the_original_changes() {
+        let mut vec: CowVec<u64> = (0..10_000).collect();
+        let snapshot = vec.clone();
+        *vec.get_mut(5).expect("in range") = 99;
+        *vec.get_mut(9_999).expect("in range") += 1;
+        vec.push(10_000);
+        assert_eq!(vec.get(5), Some(&99));
+        assert_eq!(vec.get(9_999), Some(&10_000));
+        assert_eq!(vec.len(), 10_001);
+        assert_eq!(snapshot.get(5), Some(&5));
+        assert_eq!(snapshot.get(9_999), Some(&9_999));
+        assert_eq!(snapshot.len(), 10_000);
+        assert_eq!(snapshot.get(10_000), None);
+        assert!(snapshot.iter().copied().eq(0..10_000));
+    }
+
+    #[test]
+    fn encodes_as_a_plain_sequence() {
+        let vec: CowVec<u32> = (0..5000).collect();
+        let plain: Vec<u32> = (0..5000).collect();
+        let bytes = postcard::to_stdvec(&vec).expect("encodes");
+        assert_eq!(bytes, postcard::to_stdvec(&plain).expect("encodes"));
+        let back: CowVec<u32> = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(back, vec);
+    }
+}
