@@ -12,11 +12,14 @@ pub struct WireTime {
 
 impl WireTime {
     pub fn now() -> WireTime {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        WireTime::from_unix(secs)
+        WireTime::from_unix(unix_now())
+    }
+
+    /// Now on a clock `utc_offset_minutes` ahead of UTC: the local time of a terminal whose
+    /// F12/F13 the host reads in its own zone (an offline sale's time, PROTOCOL.md 3.8).
+    pub fn local_now(utc_offset_minutes: i32) -> WireTime {
+        let secs = unix_now() as i64 + i64::from(utc_offset_minutes) * 60;
+        WireTime::from_unix(secs.max(0) as u64)
     }
 
     pub fn from_unix(secs: u64) -> WireTime {
@@ -43,6 +46,13 @@ impl WireTime {
     pub fn local_date(&self) -> &[u8] {
         &self.f7[..4]
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// (year, month 1-12, day 1-31) of a count of days since 1970-01-01 (Howard Hinnant's

@@ -35,6 +35,8 @@ pub struct FleetPlan {
     pub pin_threshold_minor: u64,
     /// Each card's opening balance, in minor units.
     pub card_balance_minor: u64,
+    /// Terminals' offline floor limit (PROTOCOL.md 3.8), in minor units.
+    pub offline_floor_limit_minor: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -188,6 +190,23 @@ impl AdminClient {
             .post(&format!("{}{path}", self.base))
             .set("Authorization", &format!("Bearer {}", self.token))
             .send_json(body);
+        Self::answer("POST", path, result)
+    }
+
+    fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let result = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set("Authorization", &format!("Bearer {}", self.token))
+            .call();
+        Self::answer("GET", path, result)
+    }
+
+    fn answer(
+        method: &str,
+        path: &str,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> anyhow::Result<Value> {
         match result {
             Ok(response) => Ok(response.into_json().unwrap_or(Value::Null)),
             Err(ureq::Error::Status(status, response)) => {
@@ -197,10 +216,38 @@ impl AdminClient {
                     409 => ": this run id was used before on this host, pass another --run-id",
                     _ => "",
                 };
-                Err(anyhow!("POST {path}: HTTP {status} {text}{hint}"))
+                Err(anyhow!("{method} {path}: HTTP {status} {text}{hint}"))
             }
-            Err(error) => Err(anyhow!("POST {path}: {error} (is --admin-addr right?)")),
+            Err(error) => Err(anyhow!("{method} {path}: {error} (is --admin-addr right?)")),
         }
+    }
+
+    /// Reports a card lost: it is blocked, in the next blacklist version.
+    pub fn report_lost(&self, pan: &str) -> anyhow::Result<()> {
+        self.post(&format!("/v1/cards/{pan}/lost"), json!({}))
+            .map(drop)
+    }
+
+    /// A card's balance in minor units (negative after an offline overdraft).
+    pub fn card_balance_minor(&self, pan: &str) -> anyhow::Result<i64> {
+        let card = self.get(&format!("/v1/cards/{pan}"))?;
+        let text = card["balance"]
+            .as_str()
+            .with_context(|| format!("GET /v1/cards/…: no balance in {card}"))?;
+        let (sign, digits) = match text.strip_prefix('-') {
+            Some(digits) => (-1, digits),
+            None => (1, text),
+        };
+        let minor = parse_amount(digits).map_err(|e| anyhow!("card balance: {e}"))?;
+        Ok(sign * i64::try_from(minor).context("card balance out of range")?)
+    }
+
+    /// Whether the host's book balances (`GET /v1/ledger/check`).
+    pub fn ledger_balanced(&self) -> anyhow::Result<bool> {
+        let check = self.get("/v1/ledger/check")?;
+        check["balanced"]
+            .as_bool()
+            .with_context(|| format!("GET /v1/ledger/check: no `balanced` in {check}"))
     }
 }
 
@@ -231,7 +278,7 @@ pub fn provision(fleet: &Fleet, admin: &AdminClient, workers: usize) -> anyhow::
                 "tpk": LOADGEN_TPK,
                 "tak": LOADGEN_TAK,
                 "mac_required": spec.mac,
-                "offline_floor_limit": "0.00",
+                "offline_floor_limit": format_amount(plan.offline_floor_limit_minor),
             }),
         )
     };
@@ -272,7 +319,7 @@ pub fn provision(fleet: &Fleet, admin: &AdminClient, workers: usize) -> anyhow::
 }
 
 /// Runs `job(0..count)` on `workers` threads; the first error stops the rest.
-fn in_parallel<T>(
+pub fn in_parallel<T>(
     count: usize,
     workers: usize,
     job: impl Fn(usize) -> anyhow::Result<T> + Sync,
@@ -314,6 +361,7 @@ mod tests {
             mac_percent: 50,
             pin_threshold_minor: 2000,
             card_balance_minor: 100,
+            offline_floor_limit_minor: 0,
         };
         plan.validate().unwrap();
         let fleet = plan.fleet();

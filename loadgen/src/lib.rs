@@ -1,5 +1,6 @@
 //! Load generation and simulators for Bursar: `loadgen run` (simulated terminals that load a
-//! host and report throughput and latency), `loadgen echo-host` (the do-nothing baseline).
+//! host and report throughput and latency), `loadgen offline` (terminals that sell offline
+//! and then catch up), `loadgen echo-host` (the do-nothing baseline).
 //!
 //! Not for production traffic: the terminals share one test TPK and TAK, and the echo host
 //! approves anyone.
@@ -9,6 +10,7 @@ pub mod clock;
 pub mod echo_host;
 pub mod fleet;
 pub mod mix;
+pub mod offline;
 pub mod report;
 pub mod requests;
 pub mod run;

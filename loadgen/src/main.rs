@@ -19,6 +19,9 @@ struct Cli {
 enum Command {
     /// Simulate terminals against a host and report throughput and latency.
     Run(Box<loadgen::run::RunArgs>),
+    /// Offline terminals: sell offline, then all catch up at once with advices, batch close
+    /// and batch upload, and check that every sale was posted once.
+    Offline(Box<loadgen::offline::OfflineArgs>),
     /// Answer every request with a fixed approval: the baseline.
     EchoHost(loadgen::echo_host::EchoHostArgs),
 }
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         .init();
     let result = match Cli::parse().command {
         Command::Run(args) => loadgen::run::main(*args),
+        Command::Offline(args) => loadgen::offline::main(*args),
         Command::EchoHost(args) => loadgen::echo_host::main(args),
     };
     match result {

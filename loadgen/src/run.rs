@@ -113,6 +113,7 @@ impl RunArgs {
                 .map_err(|e| anyhow::anyhow!("--pin-threshold: {e}"))?,
             card_balance_minor: fleet::parse_amount(&self.card_balance)
                 .map_err(|e| anyhow::anyhow!("--card-balance: {e}"))?,
+            offline_floor_limit_minor: 0,
         };
         plan.validate()?;
         Ok(plan)
@@ -289,7 +290,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Each connection is a file descriptor: fail early, with the fix, rather than with
 /// "too many open files" in the middle of a run. (Raising the soft limit is the shell's job,
 /// `ulimit -n`, as benches/e2e.sh does: no unsafe `setrlimit` here.)
-fn check_fd_limit(connections: usize) -> anyhow::Result<()> {
+pub fn check_fd_limit(connections: usize) -> anyhow::Result<()> {
     let Ok(limits) = std::fs::read_to_string("/proc/self/limits") else {
         return Ok(());
     };

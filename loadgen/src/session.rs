@@ -37,8 +37,8 @@ pub const IN_FLIGHT_MAX: usize = 512;
 /// Approved purchases remembered per terminal for refunds and reversals.
 const ORIGINALS_KEPT: usize = 256;
 /// Purchase and top-up amounts, minor units.
-const AMOUNT_MIN_MINOR: u64 = 100;
-const AMOUNT_MAX_MINOR: u64 = 5_000;
+pub const AMOUNT_MIN_MINOR: u64 = 100;
+pub const AMOUNT_MAX_MINOR: u64 = 5_000;
 
 /// tokio's timers fire on a 1 ms grid, after their deadline: open-loop sends are woken this
 /// much early, so that timer lag does not count as the host's latency.
@@ -141,33 +141,79 @@ pub async fn run(
     session.load(&mut framed, start).await;
 }
 
-type Link = Framed<TcpStream, FrameCodec>;
+pub type Link = Framed<TcpStream, FrameCodec>;
+
+/// Connects to `addr` and signs the terminal of `requests` on (PROTOCOL.md 3.1).
+pub async fn connect_signed_on(
+    addr: SocketAddr,
+    requests: &mut RequestBuilder,
+    timeout: Duration,
+) -> Result<Link, Failure> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|_| Failure::Connect)?;
+    let _ = stream.set_nodelay(true);
+    let mut framed = Framed::new(stream, FrameCodec::new(codec::DEFAULT_MAX_FRAME_LEN));
+    let request = requests.sign_on().map_err(|_| Failure::SignOn)?;
+    let response = exchange(&mut framed, requests, request, timeout)
+        .await
+        .map_err(|_| Failure::SignOn)?;
+    match response.get(Field::ResponseCode) {
+        Some(b"00") => Ok(framed),
+        _ => Err(Failure::SignOn),
+    }
+}
+
+/// Sends one request and waits for its checked response (nothing else in flight).
+pub async fn exchange(
+    link: &mut Link,
+    requests: &RequestBuilder,
+    request: Outgoing,
+    timeout: Duration,
+) -> Result<Message, Failure> {
+    link.send(request.bytes)
+        .await
+        .map_err(|_| Failure::Disconnected)?;
+    let answer = tokio::time::timeout(timeout, link.next())
+        .await
+        .map_err(|_| Failure::Timeout)?;
+    let Some(Ok(bytes)) = answer else {
+        return Err(Failure::Disconnected);
+    };
+    let response = Message::parse(bytes).map_err(|_| Failure::Unparsable)?;
+    check_response(requests, &response, request.mti, request.stan)?;
+    Ok(response)
+}
+
+/// Checks that a response answers the request sent with `request_mti` and `stan` by the
+/// terminal of `requests`, and its MAC.
+pub fn check_response(
+    requests: &RequestBuilder,
+    message: &Message,
+    request_mti: Mti,
+    stan: u32,
+) -> Result<(), Failure> {
+    let matches = Some(message.mti()) == request_mti.response()
+        && message.stan() == Some(stan)
+        && message.terminal_id() == Some(requests.terminal_id());
+    if !matches {
+        return Err(Failure::Unmatched);
+    }
+    if let Some(tak) = requests.mac_key() {
+        let authentic = match (message.mac(), message.mac_input()) {
+            (Some(mac), Some(input)) => verify_mac(tak, input, &mac),
+            _ => false,
+        };
+        if !authentic {
+            return Err(Failure::BadMac);
+        }
+    }
+    Ok(())
+}
 
 impl Session {
     async fn sign_on(&mut self) -> Result<Link, Failure> {
-        let stream = TcpStream::connect(self.shared.addr)
-            .await
-            .map_err(|_| Failure::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let mut framed = Framed::new(stream, FrameCodec::new(codec::DEFAULT_MAX_FRAME_LEN));
-        let request = self.requests.sign_on().map_err(|_| Failure::SignOn)?;
-        framed
-            .send(request.bytes)
-            .await
-            .map_err(|_| Failure::SignOn)?;
-        let answer = tokio::time::timeout(self.shared.timeout, framed.next())
-            .await
-            .map_err(|_| Failure::SignOn)?;
-        let Some(Ok(bytes)) = answer else {
-            return Err(Failure::SignOn);
-        };
-        let response = Message::parse(bytes).map_err(|_| Failure::SignOn)?;
-        self.check(&response, Mti::NETWORK_REQUEST, request.stan)
-            .map_err(|_| Failure::SignOn)?;
-        match response.get(Field::ResponseCode) {
-            Some(b"00") => Ok(framed),
-            _ => Err(Failure::SignOn),
-        }
+        connect_signed_on(self.shared.addr, &mut self.requests, self.shared.timeout).await
     }
 
     /// The measured period: send at the pace, match responses, until stopped or the budget
@@ -326,25 +372,8 @@ impl Session {
         Some(outgoing.bytes)
     }
 
-    /// Checks that a response answers the request sent with `request_mti` and `stan`, and
-    /// its MAC.
     fn check(&self, message: &Message, request_mti: Mti, stan: u32) -> Result<(), Failure> {
-        let matches = Some(message.mti()) == request_mti.response()
-            && message.stan() == Some(stan)
-            && message.terminal_id() == Some(self.requests.terminal_id());
-        if !matches {
-            return Err(Failure::Unmatched);
-        }
-        if let Some(tak) = self.requests.mac_key() {
-            let authentic = match (message.mac(), message.mac_input()) {
-                (Some(mac), Some(input)) => verify_mac(tak, input, &mac),
-                _ => false,
-            };
-            if !authentic {
-                return Err(Failure::BadMac);
-            }
-        }
-        Ok(())
+        check_response(&self.requests, message, request_mti, stan)
     }
 
     fn on_response(&mut self, bytes: Bytes) {

@@ -1,0 +1,368 @@
+//! `loadgen offline`: terminals that lost the network, then catch up (PROTOCOL.md 3.8, 3.9).
+//!
+//! The run provisions its fleet like `loadgen run`, reports some cards lost before the
+//! terminals download the blacklist and some after, lets every terminal sell offline, then
+//! releases all of them at once to upload: advices (some re-sent, some lost), the batch close,
+//! and the batch upload where the close is out of balance. The time is that catch-up, from the
+//! first advice to the last batch closed. With the admin API it then reads every card back and
+//! checks that each sale was posted exactly once.
+
+mod report;
+mod sales;
+mod terminal;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use rand::Rng;
+use tokio::sync::{watch, Semaphore};
+
+use crate::fleet::{self, AdminClient, Fleet, FleetPlan};
+use report::{OfflineReport, Shape, Tallies, Verification};
+use sales::{CardRoles, Shares};
+
+#[derive(Debug, Args)]
+pub struct OfflineArgs {
+    /// The host's terminal link, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:8583")]
+    pub addr: SocketAddr,
+    /// The host's admin API, HOST:PORT: the fleet is registered there, cards are blocked
+    /// there, and balances are checked there at the end. Without it nothing is provisioned,
+    /// blocked or checked (for the echo host).
+    #[arg(long)]
+    pub admin_addr: Option<String>,
+    /// Bearer token for the admin API (or the LOADGEN_ADMIN_TOKEN environment variable).
+    #[arg(long)]
+    pub admin_token: Option<String>,
+    /// Offline terminals, one connection each.
+    #[arg(long, default_value_t = 16)]
+    pub terminals: usize,
+    /// Merchants the terminals belong to (default: 8, or fewer when there are fewer
+    /// terminals).
+    #[arg(long)]
+    pub merchants: Option<usize>,
+    /// Cards, including the blocked ones.
+    #[arg(long, default_value_t = 1024)]
+    pub cards: usize,
+    /// Sales each terminal makes offline and then uploads.
+    #[arg(long, default_value_t = 200)]
+    pub sales: usize,
+    /// Share of advices sent twice (0220, then 0221), in percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub duplicate_percent: f64,
+    /// Share of sales on blocked cards, in percent: alternately cards blocked before the
+    /// terminals' blacklist download (the merchant bears the sale) and after it (charged,
+    /// flagged).
+    #[arg(long, default_value_t = 2.0)]
+    pub blocked_percent: f64,
+    /// Share of sales above the card's whole opening balance, in percent.
+    #[arg(long, default_value_t = 1.0)]
+    pub overdraft_percent: f64,
+    /// Share of advices the terminal never sends, in percent: its batch closes out of
+    /// balance and it uploads the batch (0320, then 0500 960000).
+    #[arg(long, default_value_t = 1.0)]
+    pub lost_percent: f64,
+    /// Cards reported lost: the first half before the blacklist download, the rest after.
+    #[arg(long, default_value_t = 4)]
+    pub blocked_cards: usize,
+    /// Terminals' offline floor limit (sales are 1.00 to 50.00; overdrafts are above it).
+    #[arg(long, default_value = "100.00")]
+    pub floor_limit: String,
+    /// Each card's opening deposit.
+    #[arg(long, default_value = "1000000.00")]
+    pub card_balance: String,
+    /// The host's UTC offset in minutes: F12/F13 of a sale are its local time there
+    /// (bursar's `host.utc_offset_minutes`, 480 by default).
+    #[arg(long, default_value_t = 480, allow_hyphen_values = true)]
+    pub utc_offset_minutes: i32,
+    /// Requests in flight per terminal during the upload.
+    #[arg(long, default_value_t = 32)]
+    pub depth: usize,
+    /// A terminal whose next response takes longer than this gives up (its batch stays open).
+    #[arg(long, default_value_t = 30_000)]
+    pub timeout_ms: u64,
+    /// Share of terminals that MAC every message, in percent.
+    #[arg(long, default_value_t = 50)]
+    pub mac_percent: u8,
+    /// Three digits in every id this run registers (default: random).
+    #[arg(long)]
+    pub run_id: Option<u16>,
+    /// Admin API requests in flight while provisioning and checking.
+    #[arg(long, default_value_t = 16)]
+    pub provision_workers: usize,
+    /// Runtime worker threads (default: one per CPU).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the report as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the run is: terminals wait for the next stage.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Signing on and downloading the blacklist.
+    Download,
+    /// Selling offline.
+    Sell,
+    /// Catching up: advices, batch close, upload.
+    Upload,
+}
+
+/// What every terminal shares.
+pub struct Shared {
+    pub addr: SocketAddr,
+    pub fleet: Fleet,
+    pub sales_per_terminal: usize,
+    pub shares: Shares,
+    pub roles: CardRoles,
+    pub utc_offset_minutes: i32,
+    pub depth: usize,
+    pub timeout: Duration,
+    /// Per card: what the run's sales charge to it, minor units.
+    pub charged: Vec<AtomicU64>,
+    /// Terminals through the download (or given up), and through their offline shift.
+    pub downloaded: AtomicU64,
+    pub prepared: AtomicU64,
+    pub report: Tallies,
+}
+
+/// Sign-ons in progress at once (as `loadgen run`).
+const SIGN_ONS_AT_ONCE: usize = 256;
+
+pub fn main(args: OfflineArgs) -> anyhow::Result<()> {
+    let report = execute(&args)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+impl OfflineArgs {
+    fn plan(&self) -> anyhow::Result<FleetPlan> {
+        let amount = |name: &str, text: &str| {
+            fleet::parse_amount(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))
+        };
+        let plan = FleetPlan {
+            run_id: self
+                .run_id
+                .unwrap_or_else(|| rand::thread_rng().gen_range(0..1000)),
+            terminals: self.terminals,
+            merchants: self.merchants.unwrap_or(self.terminals.min(8)),
+            cards: self.cards,
+            mac_percent: self.mac_percent,
+            // Offline sales carry no PIN.
+            pin_threshold_minor: 0,
+            card_balance_minor: amount("card-balance", &self.card_balance)?,
+            offline_floor_limit_minor: amount("floor-limit", &self.floor_limit)?,
+        };
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    fn shares(&self) -> anyhow::Result<Shares> {
+        for (name, value) in [
+            ("duplicate-percent", self.duplicate_percent),
+            ("blocked-percent", self.blocked_percent),
+            ("overdraft-percent", self.overdraft_percent),
+            ("lost-percent", self.lost_percent),
+        ] {
+            if !(0.0..=100.0).contains(&value) {
+                bail!("--{name} must be 0 to 100");
+            }
+        }
+        if self.blocked_percent + self.overdraft_percent > 100.0 {
+            bail!("--blocked-percent and --overdraft-percent add up to more than 100");
+        }
+        if self.duplicate_percent + self.lost_percent > 100.0 {
+            bail!("--duplicate-percent and --lost-percent add up to more than 100");
+        }
+        if self.blocked_percent > 0.0 && self.blocked_cards == 0 {
+            bail!("--blocked-percent needs --blocked-cards above 0");
+        }
+        Ok(Shares {
+            duplicate: self.duplicate_percent,
+            blocked: self.blocked_percent,
+            overdraft: self.overdraft_percent,
+            lost: self.lost_percent,
+        })
+    }
+}
+
+/// Runs the offline shift and the catch-up, and returns the report.
+pub fn execute(args: &OfflineArgs) -> anyhow::Result<OfflineReport> {
+    let plan = args.plan()?;
+    let shares = args.shares()?;
+    if args.sales == 0 || args.sales > 999_000 {
+        bail!("--sales must be 1 to 999000 (one STAN each)");
+    }
+    if args.blocked_cards >= args.cards {
+        bail!("--blocked-cards must leave some cards active (fewer than --cards)");
+    }
+    if args.depth == 0 || args.depth > crate::session::IN_FLIGHT_MAX {
+        bail!("--depth must be 1 to {}", crate::session::IN_FLIGHT_MAX);
+    }
+    crate::run::check_fd_limit(args.terminals)?;
+    let admin = match &args.admin_addr {
+        Some(addr) => {
+            let token = args
+                .admin_token
+                .clone()
+                .or_else(|| std::env::var("LOADGEN_ADMIN_TOKEN").ok())
+                .context("--admin-addr needs --admin-token (or LOADGEN_ADMIN_TOKEN)")?;
+            Some(AdminClient::new(addr, &token))
+        }
+        None => None,
+    };
+    let fleet = plan.fleet();
+    let roles = CardRoles::new(args.cards, args.blocked_cards);
+    let mut provision_s = None;
+    if let Some(admin) = &admin {
+        let started = Instant::now();
+        fleet::provision(&fleet, admin, args.provision_workers)?;
+        provision_s = Some(started.elapsed().as_secs_f64());
+        eprintln!(
+            "provisioned run {:03}: {} merchants, {} terminals, {} cards in {:.1} s",
+            plan.run_id,
+            plan.merchants,
+            plan.terminals,
+            plan.cards,
+            started.elapsed().as_secs_f64()
+        );
+        block(&fleet, admin, roles.known())?;
+    }
+    let shared = Arc::new(Shared {
+        addr: args.addr,
+        charged: (0..fleet.cards.len()).map(|_| AtomicU64::new(0)).collect(),
+        fleet,
+        sales_per_terminal: args.sales,
+        shares,
+        roles,
+        utc_offset_minutes: args.utc_offset_minutes,
+        depth: args.depth,
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        downloaded: AtomicU64::new(0),
+        prepared: AtomicU64::new(0),
+        report: Tallies::default(),
+    });
+    let runtime = crate::runtime(args.threads)?;
+    let elapsed = runtime.block_on(catch_up(shared.clone(), admin.as_ref()))?;
+    let verification = match &admin {
+        Some(admin) => Some(verify(&shared, admin, args.provision_workers)?),
+        None => None,
+    };
+    let shape = Shape {
+        terminals: args.terminals,
+        sales_per_terminal: args.sales,
+        depth: args.depth,
+    };
+    Ok(OfflineReport::new(
+        shape,
+        shared.report.take(),
+        elapsed.as_secs_f64(),
+        provision_s,
+        verification,
+    ))
+}
+
+/// Reports the cards `range` lost, then waits for the next whole second: a sale stamped from
+/// then on is after the blocks (F12/F13 have whole seconds).
+fn block(fleet: &Fleet, admin: &AdminClient, range: std::ops::Range<usize>) -> anyhow::Result<()> {
+    if range.is_empty() {
+        return Ok(());
+    }
+    for card in &fleet.cards[range] {
+        admin.report_lost(&card.pan).context("blocking a card")?;
+    }
+    let into_second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::thread::sleep(Duration::from_nanos(u64::from(1_000_000_000 - into_second)));
+    Ok(())
+}
+
+/// Signs every terminal on and lets it download the blacklist; blocks the second set of
+/// cards; lets every terminal sell; then releases them all at once and times the catch-up.
+async fn catch_up(shared: Arc<Shared>, admin: Option<&AdminClient>) -> anyhow::Result<Duration> {
+    let terminals = shared.fleet.terminals.len() as u64;
+    let (stage_tx, stage_rx) = watch::channel(Stage::Download);
+    let sign_ons = Arc::new(Semaphore::new(SIGN_ONS_AT_ONCE));
+    let tasks: Vec<_> = (0..shared.fleet.terminals.len())
+        .map(|index| {
+            let (shared, stage, sign_ons) = (shared.clone(), stage_rx.clone(), sign_ons.clone());
+            tokio::spawn(async move {
+                let permit = sign_ons.acquire_owned().await.expect("never closed");
+                terminal::run(shared, index, stage, permit).await
+            })
+        })
+        .collect();
+    wait_for(&shared.downloaded, terminals).await;
+    if let Some(admin) = admin {
+        // The admin client blocks its thread: hand this worker's tasks to another meanwhile.
+        tokio::task::block_in_place(|| block(&shared.fleet, admin, shared.roles.after()))?;
+    }
+    stage_tx.send_replace(Stage::Sell);
+    wait_for(&shared.prepared, terminals).await;
+    eprintln!(
+        "{} terminals hold their offline sales; uploading",
+        shared.prepared.load(Ordering::Acquire)
+    );
+    let start = Instant::now();
+    stage_tx.send_replace(Stage::Upload);
+    for task in tasks {
+        task.await.context("a terminal task panicked")?;
+    }
+    Ok(start.elapsed())
+}
+
+async fn wait_for(counter: &AtomicU64, target: u64) {
+    while counter.load(Ordering::Acquire) < target {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Reads every card's balance back and compares it with its opening balance less what the
+/// run charged to it; asks the host whether its book balances.
+fn verify(shared: &Shared, admin: &AdminClient, workers: usize) -> anyhow::Result<Verification> {
+    let opening = shared.fleet.plan.card_balance_minor as i64;
+    let cards = &shared.fleet.cards;
+    let as_expected = AtomicU64::new(0);
+    let mismatches = Mutex::new(Vec::new());
+    fleet::in_parallel(cards.len(), workers, |c| {
+        let expected = opening - shared.charged[c].load(Ordering::Relaxed) as i64;
+        let actual = admin.card_balance_minor(&cards[c].pan)?;
+        if actual == expected {
+            as_expected.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let pan = &cards[c].pan;
+            let mut mismatches = mismatches.lock().expect("no panics");
+            if mismatches.len() < 10 {
+                // The last four digits only: no full card number in a report.
+                mismatches.push(format!(
+                    "card …{}: expected {expected}, host has {actual}",
+                    &pan[pan.len() - 4..]
+                ));
+            }
+        }
+        Ok(())
+    })
+    .context("reading card balances back")?;
+    let charged: u64 = shared
+        .charged
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .sum();
+    Ok(Verification {
+        cards_checked: cards.len() as u64,
+        cards_as_expected: as_expected.into_inner(),
+        mismatches: mismatches.into_inner().expect("no panics"),
+        charged_to_cards: fleet::format_amount(charged),
+        ledger_balanced: admin.ledger_balanced()?,
+    })
+}
