@@ -1,61 +1,28 @@
-//! Building outgoing messages: fields are validated against the dictionary as they are set,
-//! kept in one arena, and laid out in wire order with their bitmaps by `build`.
+//! Building outgoing messages: each field is validated once, when it is set, and written
+//! straight into its place in wire order, so `build` only adds the MTI and the bitmaps.
 
 use std::fmt;
+use std::ops::Range;
 
 use bytes::Bytes;
 
 use crate::error::BuildError;
 use crate::field::{first_field, Field, Format, Length, SECONDARY_FIELDS, SPECS};
 use crate::mask;
-use crate::message::{Message, MAX_MESSAGE_LEN};
+use crate::message::{Ends, Message, MAX_MESSAGE_LEN};
 use crate::mti::Mti;
 
-/// Where a field's value lies in the arena, packed in a `u32` (start in the high 22 bits,
-/// length in the low 10: no field is longer than 999 bytes) so the table stays small and the
-/// builder cheap to create and move.
-#[derive(Debug, Clone, Copy, Default)]
-struct Slot(u32);
-
-const LEN_BITS: u32 = 10;
-
-impl Slot {
-    fn new(start: usize, len: usize) -> Slot {
-        Slot(((start as u32) << LEN_BITS) | len as u32)
-    }
-
-    fn start(self) -> usize {
-        (self.0 >> LEN_BITS) as usize
-    }
-
-    fn len(self) -> usize {
-        (self.0 & ((1 << LEN_BITS) - 1)) as usize
-    }
-
-    fn range(self) -> std::ops::Range<usize> {
-        self.start()..self.start() + self.len()
-    }
-}
-
-/// Arena capacity that holds a typical profile message without growing.
-const ARENA_CAPACITY: usize = 256;
-
-/// Above this the arena is compacted, so starts fit a slot's 22 bits. The live fields
-/// (at most 128 of at most 999 bytes) always fit after compaction.
-const ARENA_LIMIT: usize = 1 << 22;
-
-/// Bytes a field takes on the wire: its length prefix and its data.
-#[inline]
-fn encoded_len(field: Field, data_len: usize) -> usize {
-    SPECS[field as usize].length.prefix_digits() + data_len
-}
+/// Body capacity that holds a typical profile message without growing.
+const BODY_CAPACITY: usize = 256;
 
 /// An outgoing message under construction.
 ///
 /// Fields may be set in any order and set again; every value is checked against the
-/// dictionary when set, so `build` only fails when the whole message is too large. Values
-/// live in one growing buffer, so setting a field does not allocate (beyond the buffer's
-/// occasional growth); `build` allocates the output once.
+/// dictionary when set, so `build` only fails when the whole message is too large. The
+/// fields live in one buffer exactly as they will go on the wire (length prefixes
+/// included, in field order), with a table of where each ends like [`Message`]'s: setting
+/// fields in ascending order appends, setting one out of order moves the fields after it.
+/// `build` allocates the output once and copies the buffer behind the MTI and bitmaps.
 ///
 /// `Debug` masks sensitive fields like [`Message`]'s.
 #[derive(Clone)]
@@ -63,10 +30,14 @@ pub struct MessageBuilder {
     mti: Mti,
     /// Bit `128 - n` set when field `n` is set (never F1: `build` derives it).
     present: u128,
-    /// Sum of `encoded_len` over the fields set, so `build` knows the size in advance.
-    fields_len: usize,
-    slots: [Slot; 129],
-    arena: Vec<u8>,
+    /// The fields set, in wire order, each with its length prefix: what follows the
+    /// bitmaps. Never longer than [`MAX_MESSAGE_LEN`], so offsets in it fit a `u16`.
+    body: Vec<u8>,
+    /// Where each field's wire form ends in `body`, in wire order: as many entries as
+    /// fields set.
+    ends: Ends,
+    /// Number of fields set.
+    count: usize,
 }
 
 impl MessageBuilder {
@@ -75,9 +46,9 @@ impl MessageBuilder {
         MessageBuilder {
             mti,
             present: 0,
-            fields_len: 0,
-            slots: [Slot::default(); 129],
-            arena: Vec::with_capacity(ARENA_CAPACITY),
+            body: Vec::with_capacity(BODY_CAPACITY),
+            ends: [0; 128],
+            count: 0,
         }
     }
 
@@ -90,7 +61,9 @@ impl MessageBuilder {
     pub fn response_to(request: &Message, echo: &[Field]) -> MessageBuilder {
         let mti = request.mti().response().unwrap_or(request.mti());
         let mut builder = MessageBuilder::new(mti);
-        builder.echo(request, echo);
+        let echoed = builder.echo(request, echo);
+        // The request's fields fit in a message, so they fit in an empty builder.
+        debug_assert!(echoed.is_ok());
         builder
     }
 
@@ -104,31 +77,58 @@ impl MessageBuilder {
             .response()
             .ok_or(BuildError::NotARequest(request.mti()))?;
         let mut builder = MessageBuilder::new(mti);
-        builder.echo(request, echo);
+        builder.echo(request, echo)?;
         Ok(builder)
     }
 
     /// A builder holding every data element of `message` (to amend and re-send it).
     pub fn from_message(message: &Message) -> MessageBuilder {
         let mut builder = MessageBuilder::new(message.mti());
-        for (field, value) in message.fields() {
-            builder.store(field, value, value.len());
-        }
+        let copied = builder.copy_fields(message, u128::MAX);
+        // The message's fields fit in a message, so they fit in an empty builder.
+        debug_assert!(copied.is_ok());
         builder
     }
 
     /// Copies the fields of `echo` that `request` carries. Parsed values already passed
-    /// the dictionary's checks, so they are stored as they are.
-    pub fn echo(&mut self, request: &Message, echo: &[Field]) -> &mut Self {
-        for &field in echo {
-            if field.is_bitmap() {
-                continue;
+    /// the dictionary's checks, so their wire form (prefix and data) is copied as it is.
+    /// An error only if the message would grow larger than a frame can carry.
+    pub fn echo(&mut self, request: &Message, echo: &[Field]) -> Result<&mut Self, BuildError> {
+        let wanted = echo.iter().fold(0, |mask, field| mask | field.bit());
+        self.copy_fields(request, wanted)?;
+        Ok(self)
+    }
+
+    /// Copies the wire form of the data elements of `wanted` that `message` carries.
+    fn copy_fields(&mut self, message: &Message, wanted: u128) -> Result<(), BuildError> {
+        let data_elements = !(Field::SecondaryBitmap.bit() | Field::ExtendedBitmap.bit());
+        let entries = message.entries(wanted & data_elements);
+        let bytes = message.as_bytes();
+        if self.count > 0 {
+            for (field, entry) in entries {
+                let encoded = bytes.get(entry).unwrap_or_default();
+                self.place(field, encoded.len())?.copy_from_slice(encoded);
             }
-            if let Some(value) = request.get(field) {
-                self.store(field, value, value.len());
-            }
+            return Ok(());
         }
-        self
+        // Into an empty builder (a response, a copy) the fields go in the message's order:
+        // each run of adjacent fields is copied at once, and their ends follow from the
+        // message's. They fit: they fitted in the message.
+        let mut run = 0..0;
+        for (field, entry) in entries {
+            if entry.start != run.end {
+                self.body
+                    .extend_from_slice(bytes.get(run).unwrap_or_default());
+                run = entry.start..entry.start;
+            }
+            run.end = entry.end;
+            self.ends[self.count] = (self.body.len() + run.len()) as u16;
+            self.count += 1;
+            self.present |= field.bit();
+        }
+        self.body
+            .extend_from_slice(bytes.get(run).unwrap_or_default());
+        Ok(())
     }
 
     /// The message type.
@@ -182,16 +182,21 @@ impl MessageBuilder {
                 value.len()
             }
         };
-        match spec.format {
-            Format::N if !value.iter().all(u8::is_ascii_digit) => {
-                return Err(BuildError::NonDigit(field));
-            }
-            Format::An | Format::Ans if !value.iter().all(|b| matches!(b, 0x20..=0x7E)) => {
-                return Err(BuildError::NotText(field));
-            }
-            _ => {}
+        if !spec.format.accepts_all(value) {
+            return Err(match spec.format {
+                Format::N => BuildError::NonDigit(field),
+                _ => BuildError::NotText(field),
+            });
         }
-        self.store(field, value, stored_len);
+        let digits = spec.length.prefix_digits();
+        let slot = self.place(field, digits + stored_len)?;
+        let (prefix, data) = slot.split_at_mut(digits);
+        write_prefix(prefix, stored_len);
+        let (value_part, padding) = data.split_at_mut(value.len());
+        value_part.copy_from_slice(value);
+        if !padding.is_empty() {
+            padding.fill(b' ');
+        }
         Ok(self)
     }
 
@@ -243,10 +248,17 @@ impl MessageBuilder {
 
     /// Removes a field.
     pub fn unset(&mut self, field: Field) -> &mut Self {
-        if self.has(field) {
-            self.present &= !field.bit();
-            self.fields_len -= encoded_len(field, self.slots[field as usize].len());
+        let Some(entry) = self.entry(field) else {
+            return self;
+        };
+        let rank = field.rank_in(self.present);
+        self.body.drain(entry.clone());
+        self.ends.copy_within(rank + 1..self.count, rank);
+        self.count -= 1;
+        for end in &mut self.ends[rank..self.count] {
+            *end -= entry.len() as u16;
         }
+        self.present &= !field.bit();
         self
     }
 
@@ -257,19 +269,23 @@ impl MessageBuilder {
 
     /// A field's value as it will be sent (after padding).
     pub fn get(&self, field: Field) -> Option<&[u8]> {
-        if !self.has(field) {
-            return None;
-        }
-        self.arena.get(self.slots[field as usize].range())
+        let entry = self.entry(field)?;
+        let data = entry.start + SPECS[field as usize].length.prefix_digits()..entry.end;
+        self.body.get(data)
     }
 
     /// The fields set, in wire order.
     pub fn fields(&self) -> impl Iterator<Item = (Field, &[u8])> + Clone + '_ {
         let mut remaining = self.present;
+        let mut ends = self.ends.iter();
+        let mut start = 0;
         std::iter::from_fn(move || {
             let (field, bit) = first_field(remaining)?;
             remaining &= !bit;
-            Some((field, self.get(field).unwrap_or_default()))
+            let end = usize::from(*ends.next()?);
+            let data = start + SPECS[field as usize].length.prefix_digits()..end;
+            start = end;
+            Some((field, self.body.get(data).unwrap_or_default()))
         })
     }
 
@@ -296,20 +312,20 @@ impl MessageBuilder {
     }
 
     /// Writes everything but the MAC field's data (when `mac_field` is given, its bit is
-    /// set and 8 bytes are reserved for it).
+    /// set, any MAC already set is left out and 8 bytes are reserved for the new one).
     fn assemble(&self, mac_field: Option<Field>) -> Result<Vec<u8>, BuildError> {
-        let mut data_fields = self.present;
         let mut announced = self.present;
-        let mut len = 4 + 8 + self.fields_len;
+        // Parts of the body to leave out: the MAC fields when a new MAC is appended. F64
+        // ends the primary fields and F128 ends the body, so at most two cuts, in order.
+        let mut cuts = [None, None];
+        let mut len = 4 + 8 + self.body.len();
         if let Some(mac_field) = mac_field {
-            let macs = Field::Mac.bit() | Field::Mac2.bit();
-            for mac in [Field::Mac, Field::Mac2] {
-                if self.has(mac) {
-                    len -= encoded_len(mac, self.slots[mac as usize].len());
-                }
+            for (cut, old_mac) in cuts.iter_mut().zip([Field::Mac, Field::Mac2]) {
+                *cut = self.entry(old_mac);
+                len -= cut.as_ref().map_or(0, Range::len);
             }
-            data_fields &= !macs;
-            announced = data_fields | mac_field.bit();
+            announced &= !(Field::Mac.bit() | Field::Mac2.bit());
+            announced |= mac_field.bit();
             len += 8;
         }
         if announced & SECONDARY_FIELDS != 0 {
@@ -326,60 +342,84 @@ impl MessageBuilder {
         if announced & Field::SecondaryBitmap.bit() != 0 {
             out.extend_from_slice(&(announced as u64).to_be_bytes());
         }
-        let mut remaining = data_fields;
-        while let Some((field, bit)) = first_field(remaining) {
-            remaining &= !bit;
-            let value = self
-                .arena
-                .get(self.slots[field as usize].range())
-                .unwrap_or_default();
-            put_prefix(&mut out, SPECS[field as usize].length, value.len());
-            out.extend_from_slice(value);
+        let mut from = 0;
+        for cut in cuts.into_iter().flatten() {
+            out.extend_from_slice(self.body.get(from..cut.start).unwrap_or_default());
+            from = cut.end;
         }
+        out.extend_from_slice(self.body.get(from..).unwrap_or_default());
         Ok(out)
     }
 
-    /// Stores an already validated value, space-filled to `stored_len`. Overwrites in place
-    /// when the field is set again with the same length, so re-setting F39 in a loop does not
-    /// grow the arena.
-    fn store(&mut self, field: Field, value: &[u8], stored_len: usize) {
-        let index = field as usize;
-        let value = value.get(..stored_len).unwrap_or(value);
-        if self.has(field) {
-            let slot = self.slots[index];
-            if slot.len() == stored_len {
-                if let Some(target) = self.arena.get_mut(slot.range()) {
-                    let (data, pad) = target.split_at_mut(value.len());
-                    data.copy_from_slice(value);
-                    pad.fill(b' ');
-                    return;
-                }
+    /// Makes room for `field`'s wire form of `encoded_len` bytes in its place in the body,
+    /// replacing its previous value if any, marks it present and returns the room to fill.
+    fn place(&mut self, field: Field, encoded_len: usize) -> Result<&mut [u8], BuildError> {
+        let end = self.body.len();
+        if self.present & (field.bit() | field.fields_after()) == 0 {
+            // The common case, fields set in wire order: append, move nothing.
+            if end + encoded_len > MAX_MESSAGE_LEN {
+                return Err(BuildError::MessageTooLarge {
+                    len: end + encoded_len,
+                });
             }
-            self.unset(field);
+            self.body.resize(end + encoded_len, 0);
+            self.ends[self.count] = self.body.len() as u16;
+            self.count += 1;
+            self.present |= field.bit();
+            return Ok(&mut self.body[end..]);
         }
-        if self.arena.len() + stored_len > ARENA_LIMIT {
-            self.compact();
+
+        let rank = field.rank_in(self.present);
+        let start = self.start(rank);
+        let old = match self.has(field) {
+            true => start..usize::from(self.ends[rank]),
+            false => start..start,
+        };
+        let body_len = end - old.len() + encoded_len;
+        if body_len > MAX_MESSAGE_LEN {
+            return Err(BuildError::MessageTooLarge { len: body_len });
         }
-        let start = self.arena.len();
-        self.arena.extend_from_slice(value);
-        self.arena.resize(start + stored_len, b' ');
-        self.slots[index] = Slot::new(start, stored_len);
-        self.present |= field.bit();
-        self.fields_len += encoded_len(field, stored_len);
+        let new = start..start + encoded_len;
+        if new.end > old.end {
+            self.body.resize(body_len, 0);
+        }
+        self.body.copy_within(old.end..end, new.end);
+        self.body.truncate(body_len);
+
+        // Every entry after `rank` ends `encoded_len - old.len()` bytes further. Wrapping
+        // arithmetic adds a negative difference too; the results fit (checked above).
+        let shift = (encoded_len as u16).wrapping_sub(old.len() as u16);
+        if self.has(field) {
+            for end in &mut self.ends[rank + 1..self.count] {
+                *end = end.wrapping_add(shift);
+            }
+        } else {
+            // A new entry at `rank`: the ones after it move up one place as they shift.
+            for i in (rank + 1..=self.count).rev() {
+                self.ends[i] = self.ends[i - 1].wrapping_add(shift);
+            }
+            self.count += 1;
+            self.present |= field.bit();
+        }
+        self.ends[rank] = new.end as u16;
+        Ok(&mut self.body[new])
     }
 
-    /// Drops the arena bytes of overwritten and unset fields.
-    fn compact(&mut self) {
-        let mut arena = Vec::with_capacity(ARENA_CAPACITY.max(self.fields_len));
-        let mut remaining = self.present;
-        while let Some((field, bit)) = first_field(remaining) {
-            remaining &= !bit;
-            let slot = self.slots[field as usize];
-            let start = arena.len();
-            arena.extend_from_slice(self.arena.get(slot.range()).unwrap_or_default());
-            self.slots[field as usize] = Slot::new(start, slot.len());
+    /// Where the field of rank `rank` in wire order starts: where the one before it ends.
+    fn start(&self, rank: usize) -> usize {
+        match rank.checked_sub(1) {
+            Some(previous) => usize::from(self.ends[previous]),
+            None => 0,
         }
-        self.arena = arena;
+    }
+
+    /// Where `field`'s wire form (prefix and data) lies in the body, if set.
+    fn entry(&self, field: Field) -> Option<Range<usize>> {
+        if !self.has(field) {
+            return None;
+        }
+        let rank = field.rank_in(self.present);
+        Some(self.start(rank)..usize::from(self.ends[rank]))
     }
 }
 
@@ -388,14 +428,13 @@ fn decimal_digits(value: u64) -> usize {
     value.checked_ilog10().map_or(1, |log| log as usize + 1)
 }
 
-/// Writes a variable field's ASCII length prefix (nothing for a fixed field).
+/// Writes `len` in ASCII digits filling `prefix` (nothing for a fixed field's empty prefix).
 #[inline]
-fn put_prefix(out: &mut Vec<u8>, length: Length, len: usize) {
-    let digit = |d: usize| b'0' + (d % 10) as u8;
-    match length {
-        Length::Fixed(_) => {}
-        Length::Ll(_) => out.extend_from_slice(&[digit(len / 10), digit(len)]),
-        Length::Lll(_) => out.extend_from_slice(&[digit(len / 100), digit(len / 10), digit(len)]),
+fn write_prefix(prefix: &mut [u8], len: usize) {
+    let mut rest = len;
+    for digit in prefix.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
     }
 }
 
@@ -492,26 +531,88 @@ mod tests {
         assert_eq!(b.get(Field::Pan), Some(&b"0"[..]));
         b.unset(Field::Pan);
         assert!(!b.has(Field::Pan));
-        let arena_len = b.arena.len();
+        let body_len = b.body.len();
         b.set_numeric(Field::Stan, 5).unwrap();
         b.set_numeric(Field::Stan, 6).unwrap();
-        assert_eq!(b.arena.len(), arena_len + 6);
+        assert_eq!(b.body.len(), body_len + 6);
+        assert_eq!(b.get(Field::Stan), Some(&b"000006"[..]));
     }
 
     #[test]
-    fn arena_is_compacted() {
+    fn resetting_keeps_the_body_exact() {
         let mut b = MessageBuilder::new(Mti::FINANCIAL_REQUEST);
         b.set_numeric(Field::Stan, 7).unwrap();
+        b.set_numeric(Field::NetworkCode, 1).unwrap();
         for i in 0..6000usize {
             let len = 998 + i % 2;
             b.set(Field::PrivateData, &vec![b'a' + (i % 26) as u8; len])
                 .unwrap();
         }
-        assert!(b.arena.len() <= ARENA_LIMIT);
+        // F11, then F48 (3-digit prefix, 999 bytes), then F70.
+        assert_eq!(b.body.len(), 6 + 3 + 999 + 3);
         let message = Message::parse(b.build().unwrap()).unwrap();
         assert_eq!(message.stan(), Some(7));
+        assert_eq!(message.network_code(), Some(1));
         // The last value set: i = 5999, 't' x 999.
         assert_eq!(message.private_data(), Some("t".repeat(999).as_str()));
+    }
+
+    /// Fields set out of order, re-set with other lengths and unset in the middle end up in
+    /// wire order, exactly as if set in order.
+    #[test]
+    fn inserts_in_place() {
+        let mut shuffled = MessageBuilder::new(Mti::FINANCIAL_REQUEST);
+        shuffled.set_text(Field::TerminalId, "T1").unwrap();
+        shuffled.set_text(Field::PrivateData, "long value").unwrap();
+        shuffled.set_numeric(Field::Pan, 123).unwrap();
+        shuffled.set_numeric(Field::NetworkCode, 1).unwrap();
+        shuffled.set_numeric(Field::Stan, 9).unwrap();
+        shuffled.set_text(Field::PrivateData, "x").unwrap();
+        shuffled
+            .set_numeric(Field::Pan, 6_290_001_234_567_893)
+            .unwrap();
+        shuffled.set_text(Field::Rrn, "R").unwrap();
+        shuffled.unset(Field::Rrn);
+        shuffled.unset(Field::Amount);
+
+        let mut ordered = MessageBuilder::new(Mti::FINANCIAL_REQUEST);
+        ordered.set_text(Field::Pan, "6290001234567893").unwrap();
+        ordered.set_numeric(Field::Stan, 9).unwrap();
+        ordered.set_text(Field::TerminalId, "T1").unwrap();
+        ordered.set_text(Field::PrivateData, "x").unwrap();
+        ordered.set_numeric(Field::NetworkCode, 1).unwrap();
+
+        assert_eq!(shuffled.build().unwrap(), ordered.build().unwrap());
+        let fields: Vec<(Field, &[u8])> = shuffled.fields().collect();
+        assert_eq!(
+            fields,
+            [
+                (Field::Pan, &b"6290001234567893"[..]),
+                (Field::Stan, b"000009"),
+                (Field::TerminalId, b"T1      "),
+                (Field::PrivateData, b"x"),
+                (Field::NetworkCode, b"001"),
+            ]
+        );
+        assert_eq!(shuffled.get(Field::PrivateData), Some(&b"x"[..]));
+        assert_eq!(shuffled.get(Field::Rrn), None);
+    }
+
+    /// A MAC already set (F64 in the middle of a message with a secondary bitmap, F128 at
+    /// its end) is left out when a new one is appended.
+    #[test]
+    fn old_macs_are_dropped() {
+        let mut b = MessageBuilder::new(Mti::NETWORK_REQUEST);
+        b.set_numeric(Field::Stan, 1).unwrap();
+        b.set(Field::Mac, &[1; 8]).unwrap();
+        b.set_numeric(Field::NetworkCode, 1).unwrap();
+        b.set(Field::Mac2, &[2; 8]).unwrap();
+        let bytes = b.build_with_mac(|_| [3; 8]).unwrap();
+        let message = Message::parse(bytes).unwrap();
+        assert!(!message.has(Field::Mac));
+        assert_eq!(message.mac(), Some([3; 8]));
+        assert_eq!(message.network_code(), Some(1));
+        assert_eq!(message.as_bytes().len(), 4 + 16 + 6 + 3 + 8);
     }
 
     #[test]

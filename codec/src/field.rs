@@ -35,6 +35,20 @@ impl Format {
         }
     }
 
+    /// Whether every byte of `value` may appear in a field of this class: the check every
+    /// field goes through when parsed or set, so it takes eight bytes at a time (see
+    /// [`eight_digits`], [`eight_printable`]); the tail goes byte by byte.
+    #[inline]
+    pub fn accepts_all(self, value: &[u8]) -> bool {
+        match self {
+            Format::N => all_bytes(value, eight_digits, |b| b.is_ascii_digit()),
+            Format::An | Format::Ans => {
+                all_bytes(value, eight_printable, |b| matches!(b, 0x20..=0x7E))
+            }
+            Format::B => true,
+        }
+    }
+
     /// The class as the dictionary spells it (`n`, `an`, `ans`, `b`).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +58,45 @@ impl Format {
             Format::B => "b",
         }
     }
+}
+
+/// `0x0101..01`: a byte pattern repeated over the eight bytes of a `u64`.
+const fn repeat(byte: u8) -> u64 {
+    u64::from_le_bytes([byte; 8])
+}
+
+/// Whether `eight` accepts each eight bytes of `value` (read as a little-endian `u64`) and
+/// `one` each byte of the tail.
+#[inline(always)]
+fn all_bytes(value: &[u8], eight: impl Fn(u64) -> bool, one: impl Fn(u8) -> bool) -> bool {
+    let mut chunks = value.chunks_exact(8);
+    let chunks_ok = chunks.by_ref().all(|chunk| {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(chunk);
+        eight(u64::from_le_bytes(bytes))
+    });
+    chunks_ok && chunks.remainder().iter().all(|&b| one(b))
+}
+
+/// Whether the eight bytes of `x` are all ASCII digits: high nibble 3, and low nibble at
+/// most 9 (adding 6 to it does not carry into the high nibble).
+#[inline]
+fn eight_digits(x: u64) -> bool {
+    let high = x & repeat(0xF0);
+    let low = x & repeat(0x0F);
+    high == repeat(0x30) && (low + repeat(0x06)) & repeat(0xF0) == 0
+}
+
+/// Whether the eight bytes of `x` are all printable ASCII (0x20..=0x7E), with the
+/// "has a byte less than / more than" tricks of Bit Twiddling Hacks: a byte below 0x20
+/// borrows into its top bit when 0x20 is taken from it, a byte above 0x7E carries into
+/// its top bit when 1 is added, and a byte with its top bit set is outside anyway. A
+/// borrow or carry only leaves a byte that is itself flagged, so no byte is misjudged.
+#[inline]
+fn eight_printable(x: u64) -> bool {
+    let below = x.wrapping_sub(repeat(0x20)) & !x;
+    let above = x.wrapping_add(repeat(0x01)) | x;
+    (below | above) & repeat(0x80) == 0
 }
 
 /// How a field's length is encoded on the wire.
@@ -322,6 +375,27 @@ impl Field {
     pub(crate) const fn bit(self) -> u128 {
         1u128 << (128 - self as u32)
     }
+
+    /// The bits of the fields numbered below this one in a presence mask: the fields that
+    /// come before it on the wire.
+    #[inline]
+    pub(crate) const fn fields_before(self) -> u128 {
+        !((self.bit() << 1).wrapping_sub(1))
+    }
+
+    /// How many data elements of `present` (F1, a bitmap, not counted) come before this
+    /// field on the wire: its index in a table of the elements in wire order.
+    #[inline]
+    pub(crate) const fn rank_in(self, present: u128) -> usize {
+        let before = present & self.fields_before() & !Field::SecondaryBitmap.bit();
+        before.count_ones() as usize
+    }
+
+    /// The bits of the fields numbered above this one: the fields that come after it.
+    #[inline]
+    pub(crate) const fn fields_after(self) -> u128 {
+        self.bit() - 1
+    }
 }
 
 /// The lowest-numbered field in a presence mask (bit 127 is field 1), and its bit.
@@ -454,10 +528,45 @@ mod tests {
         assert_eq!(Field::IccData.spec().to_string(), "LLL b 255");
     }
 
+    /// The eight-at-a-time checks agree with the byte-by-byte ones, for every byte value in
+    /// every position and for mixes of neighbours that could carry or borrow.
+    #[test]
+    fn class_checks_agree_byte_by_byte() {
+        let one_by_one = |format: Format, value: &[u8]| value.iter().all(|&b| format.accepts(b));
+        for format in [Format::N, Format::An, Format::Ans, Format::B] {
+            for byte in 0..=255u8 {
+                for position in 0..9 {
+                    for filler in [b'0', b'9', b' ', b'~', 0x1F, 0x7F, 0x80, 0xFF, 0x00] {
+                        let mut value = [filler; 11];
+                        value[position] = byte;
+                        for len in [8, 9, 11] {
+                            let value = &value[..len];
+                            assert_eq!(
+                                format.accepts_all(value),
+                                one_by_one(format, value),
+                                "{format:?} {value:02X?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn bits() {
         assert_eq!(Field::SecondaryBitmap.bit(), 1u128 << 127);
         assert_eq!(Field::Mac2.bit(), 1);
         assert_eq!(Field::ExtendedBitmap.bit(), 1u128 << 63);
+        assert_eq!(Field::SecondaryBitmap.fields_before(), 0);
+        assert_eq!(Field::Pan.fields_before(), Field::SecondaryBitmap.bit());
+        assert_eq!(Field::Mac2.fields_after(), 0);
+        assert_eq!(Field::Mac.fields_after(), u128::from(u64::MAX));
+        for field in Field::ALL {
+            assert_eq!(
+                field.fields_before() | field.bit() | field.fields_after(),
+                u128::MAX
+            );
+        }
     }
 }

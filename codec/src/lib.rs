@@ -14,7 +14,7 @@
 //!
 //! What it is not for: it does no I/O (the switch owns sockets), knows nothing of cards,
 //! balances or terminals (the ledger and the switch decide what a message means), and does
-//! not allocate per field: parsing allocates nothing, building allocates an arena and the
+//! not allocate per field: parsing allocates nothing, building allocates its buffer and the
 //! output once.
 
 #![forbid(unsafe_code)]

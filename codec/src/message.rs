@@ -1,8 +1,8 @@
 //! A parsed message: the received bytes plus a table of where each field lies in them.
 //!
 //! Parsing validates everything PROTOCOL.md section 2 says about the layout and the
-//! character classes, records each field's offset and length in a fixed table, and copies
-//! nothing: accessors hand out slices of the original [`Bytes`]. It does not allocate.
+//! character classes, records where each field ends in a fixed table, and copies nothing:
+//! accessors hand out slices of the original [`Bytes`]. It does not allocate.
 
 use bytes::Bytes;
 
@@ -14,18 +14,36 @@ use crate::response_code::ResponseCode;
 /// The largest message a frame can carry; offsets in the field table are `u16`.
 pub const MAX_MESSAGE_LEN: usize = u16::MAX as usize;
 
-/// Where a field's data (after any length prefix) lies in the message.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Span {
-    start: u16,
-    len: u16,
+/// Where the data elements end, in wire order: entry `k` is the offset just past the
+/// `k`-th data element present (bitmaps not counted). Each element starts where the one
+/// before it ends (the first right after the bitmaps), so this one `u16` per element is
+/// the whole layout, and the table stays small enough to be cheap to fill and move.
+pub(crate) type Ends = [u16; 128];
+
+/// Where the data of `field` (after its length prefix) lies, given the presence mask and
+/// the ends of the elements up to it; `None` if `ends` does not reach it.
+#[inline]
+fn data_range(present: u128, ends: &Ends, field: Field) -> Option<std::ops::Range<usize>> {
+    if field == Field::SecondaryBitmap {
+        return Some(12..20);
+    }
+    let rank = field.rank_in(present);
+    let entry_start = match rank.checked_sub(1) {
+        Some(previous) => usize::from(*ends.get(previous)?),
+        None => header_len(present),
+    };
+    let end = usize::from(*ends.get(rank)?);
+    let start = entry_start + SPECS[field as usize].length.prefix_digits();
+    (start <= end).then_some(start..end)
 }
 
-impl Span {
-    #[inline]
-    fn range(self) -> std::ops::Range<usize> {
-        let start = self.start as usize;
-        start..start + self.len as usize
+/// Bytes before the first data element: the MTI and one or two bitmaps.
+#[inline]
+fn header_len(present: u128) -> usize {
+    if present & Field::SecondaryBitmap.bit() != 0 {
+        20
+    } else {
+        12
     }
 }
 
@@ -38,8 +56,8 @@ pub struct Message {
     mti: Mti,
     /// Bit `128 - n` is set when field `n` is present (field 1: the secondary bitmap).
     present: u128,
-    /// Indexed by field number; meaningful only where `present` says so.
-    spans: [Span; 129],
+    /// Meaningful for as many entries as there are data elements present.
+    ends: Ends,
 }
 
 impl Message {
@@ -49,13 +67,13 @@ impl Message {
     /// `ans` fields printable ASCII, length prefixes are digits and within the maximum, the
     /// bitmap's fields account for every byte, and bit 65 is clear. Does not allocate.
     pub fn parse(bytes: Bytes) -> Result<Message, ParseError> {
-        let mut spans = [Span::default(); 129];
-        let (mti, present) = walk(&bytes, &mut spans)?;
+        let mut ends = [0; 128];
+        let (mti, present) = walk(&bytes, &mut ends)?;
         Ok(Message {
             bytes,
             mti,
             present,
-            spans,
+            ends,
         })
     }
 
@@ -74,10 +92,16 @@ impl Message {
     /// The field's data without its length prefix.
     #[inline]
     pub fn get(&self, field: Field) -> Option<&[u8]> {
+        self.bytes.get(self.range(field)?)
+    }
+
+    /// Where the field's data lies in the message, if present.
+    #[inline]
+    fn range(&self, field: Field) -> Option<std::ops::Range<usize>> {
         if !self.has(field) {
             return None;
         }
-        self.bytes.get(self.spans[field as usize].range())
+        data_range(self.present, &self.ends, field)
     }
 
     /// A text field's data. Always `Some` for a present `n`, `an` or `ans` field (they were
@@ -93,10 +117,7 @@ impl Message {
     /// The field's data as a zero-copy slice of the message's bytes, to keep beyond the
     /// message's lifetime.
     pub fn get_bytes(&self, field: Field) -> Option<Bytes> {
-        if !self.has(field) {
-            return None;
-        }
-        let range = self.spans[field as usize].range();
+        let range = self.range(field)?;
         if range.end > self.bytes.len() {
             return None;
         }
@@ -231,11 +252,9 @@ impl Message {
     /// The bytes the MAC covers: from the MTI up to the byte before the MAC field. `None`
     /// when the message carries no MAC.
     pub fn mac_input(&self) -> Option<&[u8]> {
-        let field = self.mac_field();
-        if !self.has(field) {
-            return None;
-        }
-        self.bytes.get(..self.spans[field as usize].start as usize)
+        // The MAC fields are fixed-length: no prefix between the covered bytes and the MAC.
+        let start = self.range(self.mac_field())?.start;
+        self.bytes.get(..start)
     }
 
     /// The whole message as received.
@@ -249,11 +268,31 @@ impl Message {
         self.bytes
     }
 
+    /// Where the wire form (length prefix and data) of each data element of `wanted`
+    /// present lies, in wire order: what a response echoes, copied as it is.
+    pub(crate) fn entries(
+        &self,
+        wanted: u128,
+    ) -> impl Iterator<Item = (Field, std::ops::Range<usize>)> + '_ {
+        let mut entries = self.fields();
+        std::iter::from_fn(move || loop {
+            if entries.remaining & wanted == 0 {
+                return None;
+            }
+            let (field, entry) = entries.next_entry()?;
+            if wanted & field.bit() != 0 {
+                return Some((field, entry));
+            }
+        })
+    }
+
     /// The data elements present, in wire order, without the bitmaps.
     pub fn fields(&self) -> Fields<'_> {
         Fields {
             message: self,
             remaining: self.present & !Field::SecondaryBitmap.bit(),
+            rank: 0,
+            start: header_len(self.present),
         }
     }
 }
@@ -262,21 +301,35 @@ impl Message {
 #[derive(Clone)]
 pub struct Fields<'a> {
     message: &'a Message,
+    /// The data elements not yet visited.
     remaining: u128,
+    /// Index in the message's table of ends of the next one.
+    rank: usize,
+    /// Where its wire form starts.
+    start: usize,
+}
+
+impl Fields<'_> {
+    /// The next data element and where its wire form (prefix and data) lies. Walks the
+    /// table of ends in order, so no element's place has to be looked up.
+    fn next_entry(&mut self) -> Option<(Field, std::ops::Range<usize>)> {
+        let (field, bit) = first_field(self.remaining)?;
+        self.remaining &= !bit;
+        let end = usize::from(*self.message.ends.get(self.rank)?);
+        let entry = self.start..end;
+        self.rank += 1;
+        self.start = end;
+        Some((field, entry))
+    }
 }
 
 impl<'a> Iterator for Fields<'a> {
     type Item = (Field, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        while self.remaining != 0 {
-            let (field, bit) = first_field(self.remaining)?;
-            self.remaining &= !bit;
-            if let Some(value) = self.message.get(field) {
-                return Some((field, value));
-            }
-        }
-        None
+        let (field, entry) = self.next_entry()?;
+        let data = entry.start + SPECS[field as usize].length.prefix_digits()..entry.end;
+        Some((field, self.message.bytes.get(data)?))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -305,12 +358,12 @@ struct Pending {
     field: Option<Field>,
 }
 
-/// Walks the layout, filling `spans`, and returns the MTI and the presence mask.
+/// Walks the layout, filling `ends`, and returns the MTI and the presence mask.
 ///
 /// Errors that leave the layout intact (a bad byte inside a field of known length, an
 /// unknown MTI, trailing bytes) are remembered and the walk continues, so that the error
 /// can carry F11 and F41 when they come later; the first error in byte order is reported.
-fn walk(data: &[u8], spans: &mut [Span; 129]) -> Result<(Mti, u128), ParseError> {
+fn walk(data: &[u8], ends: &mut Ends) -> Result<(Mti, u128), ParseError> {
     let fail = |kind, field| ParseError {
         kind,
         field,
@@ -371,13 +424,13 @@ fn walk(data: &[u8], spans: &mut [Span; 129]) -> Result<(Mti, u128), ParseError>
             let kind = ParseErrorKind::TertiaryBitmap;
             return Err(with_mti(kind, Some(Field::ExtendedBitmap)));
         }
-        spans[1] = Span { start: 12, len: 8 };
         pos = 20;
     }
 
     // Fields read and valid so far: what the salvage may use.
     let mut valid = present & Field::SecondaryBitmap.bit();
     let mut remaining = present & !Field::SecondaryBitmap.bit();
+    let mut rank = 0;
     while let Some((field, bit)) = first_field(remaining) {
         remaining &= !bit;
         let spec = SPECS[field as usize];
@@ -390,9 +443,21 @@ fn walk(data: &[u8], spans: &mut [Span; 129]) -> Result<(Mti, u128), ParseError>
                         len,
                         max: max as usize,
                     };
-                    return Err(finish(kind, field, pending, data, spans, valid, mti));
+                    return Err(finish(
+                        kind,
+                        field,
+                        pending,
+                        salvage(data, ends, present, valid, mti),
+                    ));
                 }
-                Err(kind) => return Err(finish(kind, field, pending, data, spans, valid, mti)),
+                Err(kind) => {
+                    return Err(finish(
+                        kind,
+                        field,
+                        pending,
+                        salvage(data, ends, present, valid, mti),
+                    ))
+                }
             },
         };
         let Some(value) = data.get(start..start + len) else {
@@ -400,23 +465,26 @@ fn walk(data: &[u8], spans: &mut [Span; 129]) -> Result<(Mti, u128), ParseError>
                 needed: len,
                 available: data.len().saturating_sub(start),
             };
-            return Err(finish(kind, field, pending, data, spans, valid, mti));
-        };
-        spans[field as usize] = Span {
-            start: start as u16,
-            len: len as u16,
+            return Err(finish(
+                kind,
+                field,
+                pending,
+                salvage(data, ends, present, valid, mti),
+            ));
         };
         pos = start + len;
-        match check_class(spec.format, value) {
-            None => valid |= bit,
-            Some(kind) => {
-                if pending.is_none() {
-                    pending = Some(Pending {
-                        kind,
-                        field: Some(field),
-                    });
-                }
-            }
+        // At most 127 data elements (F1 is not one), and `pos` fits: the length was checked.
+        if let Some(end) = ends.get_mut(rank) {
+            *end = pos as u16;
+        }
+        rank += 1;
+        if spec.format.accepts_all(value) {
+            valid |= bit;
+        } else if pending.is_none() {
+            pending = Some(Pending {
+                kind: class_error(spec.format, value),
+                field: Some(field),
+            });
         }
     }
     if pos != data.len() && pending.is_none() {
@@ -430,13 +498,13 @@ fn walk(data: &[u8], spans: &mut [Span; 129]) -> Result<(Mti, u128), ParseError>
         (Some(first), _) => Err(ParseError {
             kind: first.kind,
             field: first.field,
-            salvage: salvage(data, spans, valid, mti),
+            salvage: salvage(data, ends, present, valid, mti),
         }),
         // Unreachable: an unknown MTI always leaves a pending error.
         (None, None) => Err(ParseError {
             kind: ParseErrorKind::UnknownMti { mti: mti_bytes },
             field: None,
-            salvage: salvage(data, spans, valid, mti),
+            salvage: salvage(data, ends, present, valid, mti),
         }),
     }
 }
@@ -446,10 +514,7 @@ fn finish(
     kind: ParseErrorKind,
     field: Field,
     pending: Option<Pending>,
-    data: &[u8],
-    spans: &[Span; 129],
-    valid: u128,
-    mti: Option<Mti>,
+    salvage: Salvage,
 ) -> ParseError {
     let (kind, field) = match pending {
         Some(first) => (first.kind, first.field),
@@ -458,17 +523,17 @@ fn finish(
     ParseError {
         kind,
         field,
-        salvage: salvage(data, spans, valid, mti),
+        salvage,
     }
 }
 
 /// MTI, F11 and F41 where they were read and valid.
-fn salvage(data: &[u8], spans: &[Span; 129], valid: u128, mti: Option<Mti>) -> Salvage {
+fn salvage(data: &[u8], ends: &Ends, present: u128, valid: u128, mti: Option<Mti>) -> Salvage {
     let read = |field: Field| {
         if valid & field.bit() == 0 {
             return None;
         }
-        data.get(spans[field as usize].range())
+        data.get(data_range(present, ends, field)?)
     };
     Salvage {
         mti,
@@ -510,19 +575,15 @@ fn read_prefix(data: &[u8], pos: usize, length: Length) -> Result<usize, ParseEr
     Ok(len)
 }
 
-/// The first byte of `value` its class rejects, as an error.
-#[inline]
-fn check_class(format: Format, value: &[u8]) -> Option<ParseErrorKind> {
-    let index = match format {
-        Format::B => return None,
-        Format::N => value.iter().position(|b| !b.is_ascii_digit())?,
-        Format::An | Format::Ans => value.iter().position(|b| !matches!(b, 0x20..=0x7E))?,
-    };
+/// The error for a `value` its class rejects: the first byte it rejects.
+#[cold]
+fn class_error(format: Format, value: &[u8]) -> ParseErrorKind {
+    let index = value.iter().position(|&b| !format.accepts(b)).unwrap_or(0);
     let byte = value.get(index).copied().unwrap_or(0);
-    Some(match format {
+    match format {
         Format::N => ParseErrorKind::NonDigit { index, byte },
         _ => ParseErrorKind::NotText { index, byte },
-    })
+    }
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ fn parsing_a_purchase_allocates_nothing() {
     assert!(result.is_err());
     assert_eq!(count, 0);
 
-    // Building the response allocates the arena and the output: two allocations, however
+    // Building the response allocates its buffer and the output: two allocations, however
     // many fields.
     let request = Message::parse(Bytes::from(hex::decode(PURCHASE).unwrap())).unwrap();
     let echo = [
