@@ -9,6 +9,7 @@ pub mod banksim;
 pub mod clock;
 pub mod echo_host;
 pub mod fleet;
+pub mod fleet_args;
 pub mod mix;
 pub mod offline;
 pub mod report;

@@ -146,18 +146,18 @@ impl Report {
             let codes: Vec<String> = codes.iter().map(|(c, n)| format!("{c}: {n}")).collect();
             let _ = writeln!(out, "  {kind:<9} {}", codes.join("  "));
         }
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "errors: none");
-        } else {
-            let errors: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(e, n)| format!("{e}: {n}"))
-                .collect();
-            let _ = writeln!(out, "errors: {}", errors.join("  "));
-        }
+        let _ = writeln!(out, "{}", errors_line(&self.errors));
         out
     }
+}
+
+/// `errors: none`, or each cause with its count.
+pub fn errors_line(errors: &BTreeMap<&'static str, u64>) -> String {
+    if errors.is_empty() {
+        return "errors: none".to_owned();
+    }
+    let errors: Vec<String> = errors.iter().map(|(e, n)| format!("{e}: {n}")).collect();
+    format!("errors: {}", errors.join("  "))
 }
 
 /// One line of progress: the last second's rate and latency.

@@ -1,19 +1,18 @@
 //! `loadgen run`: provision a fleet through the admin API, sign every terminal on, load the
 //! host for `--duration` or `--count` requests, print progress each second and a report.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rand::Rng;
 use tokio::sync::{watch, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{self, AdminClient, FleetPlan};
+use crate::fleet::{self, FleetPlan};
+use crate::fleet_args::FleetArgs;
 use crate::mix::Mix;
 use crate::report::{progress_line, Report, RunShape};
 use crate::session::{self, Budget, Pace, Shared, IN_FLIGHT_MAX};
@@ -21,26 +20,8 @@ use crate::stats::{Failure, Stats};
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The host's terminal link, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:8583")]
-    pub addr: SocketAddr,
-    /// The host's admin API, HOST:PORT: register the fleet there first. Without it nothing
-    /// is provisioned (for the echo host, which approves anyone).
-    #[arg(long)]
-    pub admin_addr: Option<String>,
-    /// Bearer token for the admin API (or the LOADGEN_ADMIN_TOKEN environment variable).
-    #[arg(long)]
-    pub admin_token: Option<String>,
-    /// Simulated terminals, one connection each.
-    #[arg(long, default_value_t = 64)]
-    pub terminals: usize,
-    /// Merchants the terminals belong to, round robin (default: 8, or fewer when there are
-    /// fewer terminals).
-    #[arg(long)]
-    pub merchants: Option<usize>,
-    /// Cards the terminals charge (each request picks one at random).
-    #[arg(long, default_value_t = 1024)]
-    pub cards: usize,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Request kinds by weight: purchase, balance, refund, reversal, topup.
     #[arg(long, default_value_t = Mix::default())]
     pub mix: Mix,
@@ -60,29 +41,10 @@ pub struct RunArgs {
     /// A request unanswered after this long counts as an error.
     #[arg(long, default_value_t = 5_000)]
     pub timeout_ms: u64,
-    /// Share of terminals that MAC every message, in percent.
-    #[arg(long, default_value_t = 50)]
-    pub mac_percent: u8,
     /// Cards' PIN threshold: purchases of at least this amount carry a PIN (amounts are
     /// 1.00 to 50.00; top-ups always do).
     #[arg(long, default_value = "20.00")]
     pub pin_threshold: String,
-    /// Each card's opening deposit.
-    #[arg(long, default_value = "1000000.00")]
-    pub card_balance: String,
-    /// Three digits in every id this run registers (default: random), so that runs against
-    /// one host do not collide.
-    #[arg(long)]
-    pub run_id: Option<u16>,
-    /// Admin API requests in flight while provisioning.
-    #[arg(long, default_value_t = 16)]
-    pub provision_workers: usize,
-    /// Runtime worker threads (default: one per CPU).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Print the report as JSON on stdout (progress still goes to stderr).
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Sign-ons in progress at once, so that thousands of terminals do not overflow the host's
@@ -91,7 +53,7 @@ const SIGN_ONS_AT_ONCE: usize = 256;
 
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     let report = execute(&args)?;
-    if args.json {
+    if args.fleet.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
@@ -101,22 +63,9 @@ pub fn main(args: RunArgs) -> anyhow::Result<()> {
 
 impl RunArgs {
     fn plan(&self) -> anyhow::Result<FleetPlan> {
-        let plan = FleetPlan {
-            run_id: self
-                .run_id
-                .unwrap_or_else(|| rand::thread_rng().gen_range(0..1000)),
-            terminals: self.terminals,
-            merchants: self.merchants.unwrap_or(self.terminals.min(8)),
-            cards: self.cards,
-            mac_percent: self.mac_percent,
-            pin_threshold_minor: fleet::parse_amount(&self.pin_threshold)
-                .map_err(|e| anyhow::anyhow!("--pin-threshold: {e}"))?,
-            card_balance_minor: fleet::parse_amount(&self.card_balance)
-                .map_err(|e| anyhow::anyhow!("--card-balance: {e}"))?,
-            offline_floor_limit_minor: 0,
-        };
-        plan.validate()?;
-        Ok(plan)
+        let pin_threshold = fleet::parse_amount(&self.pin_threshold)
+            .map_err(|e| anyhow::anyhow!("--pin-threshold: {e}"))?;
+        self.fleet.plan(pin_threshold, 0)
     }
 
     fn pace(&self) -> anyhow::Result<Pace> {
@@ -125,7 +74,7 @@ impl RunArgs {
                 bail!("--rate must be a number of requests per second above zero")
             }
             Some(rate) => Ok(Pace::Open {
-                interval: Duration::from_secs_f64(self.terminals as f64 / rate),
+                interval: Duration::from_secs_f64(self.fleet.terminals as f64 / rate),
             }),
             None if (1..=IN_FLIGHT_MAX).contains(&self.depth) => {
                 Ok(Pace::Closed { depth: self.depth })
@@ -147,37 +96,19 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<Report> {
         (None, Some(_)) => None,
         (None, None) => Some(Duration::from_secs(10)),
     };
-    check_fd_limit(args.terminals)?;
+    check_fd_limit(args.fleet.terminals)?;
     let fleet = plan.fleet();
-    if let Some(admin_addr) = &args.admin_addr {
-        let token = args
-            .admin_token
-            .clone()
-            .or_else(|| std::env::var("LOADGEN_ADMIN_TOKEN").ok())
-            .context("--admin-addr needs --admin-token (or LOADGEN_ADMIN_TOKEN)")?;
-        let started = std::time::Instant::now();
-        fleet::provision(
-            &fleet,
-            &AdminClient::new(admin_addr, &token),
-            args.provision_workers,
-        )?;
-        eprintln!(
-            "provisioned run {:03}: {} merchants, {} terminals, {} cards in {:.1} s",
-            plan.run_id,
-            plan.merchants,
-            plan.terminals,
-            plan.cards,
-            started.elapsed().as_secs_f64()
-        );
+    if let Some(admin) = args.fleet.admin()? {
+        args.fleet.provision(&fleet, &admin)?;
     }
     let shape = RunShape {
-        terminals: args.terminals,
+        terminals: args.fleet.terminals,
         depth: matches!(pace, Pace::Closed { .. }).then_some(args.depth),
         target_rate_per_s: args.rate,
         mix: args.mix.to_string(),
     };
     let shared = Arc::new(Shared {
-        addr: args.addr,
+        addr: args.fleet.addr,
         fleet,
         mix: args.mix.clone(),
         pace,
@@ -188,7 +119,7 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<Report> {
         in_flight: AtomicU64::new(0),
         stop: CancellationToken::new(),
     });
-    let runtime = crate::runtime(args.threads)?;
+    let runtime = crate::runtime(args.fleet.threads)?;
     let elapsed = runtime.block_on(load(shared.clone(), duration))?;
     Ok(Report::new(shape, &shared.stats, elapsed))
 }

@@ -18,36 +18,17 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use rand::Rng;
 use tokio::sync::{watch, Semaphore};
 
 use crate::fleet::{self, AdminClient, Fleet, FleetPlan};
+use crate::fleet_args::FleetArgs;
 use report::{OfflineReport, Shape, Tallies, Verification};
 use sales::{CardRoles, Shares};
 
 #[derive(Debug, Args)]
 pub struct OfflineArgs {
-    /// The host's terminal link, HOST:PORT.
-    #[arg(long, default_value = "127.0.0.1:8583")]
-    pub addr: SocketAddr,
-    /// The host's admin API, HOST:PORT: the fleet is registered there, cards are blocked
-    /// there, and balances are checked there at the end. Without it nothing is provisioned,
-    /// blocked or checked (for the echo host).
-    #[arg(long)]
-    pub admin_addr: Option<String>,
-    /// Bearer token for the admin API (or the LOADGEN_ADMIN_TOKEN environment variable).
-    #[arg(long)]
-    pub admin_token: Option<String>,
-    /// Offline terminals, one connection each.
-    #[arg(long, default_value_t = 16)]
-    pub terminals: usize,
-    /// Merchants the terminals belong to (default: 8, or fewer when there are fewer
-    /// terminals).
-    #[arg(long)]
-    pub merchants: Option<usize>,
-    /// Cards, including the blocked ones.
-    #[arg(long, default_value_t = 1024)]
-    pub cards: usize,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Sales each terminal makes offline and then uploads.
     #[arg(long, default_value_t = 200)]
     pub sales: usize,
@@ -72,9 +53,6 @@ pub struct OfflineArgs {
     /// Terminals' offline floor limit (sales are 1.00 to 50.00; overdrafts are above it).
     #[arg(long, default_value = "100.00")]
     pub floor_limit: String,
-    /// Each card's opening deposit.
-    #[arg(long, default_value = "1000000.00")]
-    pub card_balance: String,
     /// The host's UTC offset in minutes: F12/F13 of a sale are its local time there
     /// (bursar's `host.utc_offset_minutes`, 480 by default).
     #[arg(long, default_value_t = 480, allow_hyphen_values = true)]
@@ -85,21 +63,6 @@ pub struct OfflineArgs {
     /// A terminal whose next response takes longer than this gives up (its batch stays open).
     #[arg(long, default_value_t = 30_000)]
     pub timeout_ms: u64,
-    /// Share of terminals that MAC every message, in percent.
-    #[arg(long, default_value_t = 50)]
-    pub mac_percent: u8,
-    /// Three digits in every id this run registers (default: random).
-    #[arg(long)]
-    pub run_id: Option<u16>,
-    /// Admin API requests in flight while provisioning and checking.
-    #[arg(long, default_value_t = 16)]
-    pub provision_workers: usize,
-    /// Runtime worker threads (default: one per CPU).
-    #[arg(long)]
-    pub threads: Option<usize>,
-    /// Print the report as JSON on stdout.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Where the run is: terminals wait for the next stage.
@@ -136,7 +99,7 @@ const SIGN_ONS_AT_ONCE: usize = 256;
 
 pub fn main(args: OfflineArgs) -> anyhow::Result<()> {
     let report = execute(&args)?;
-    if args.json {
+    if args.fleet.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.to_text());
@@ -146,24 +109,10 @@ pub fn main(args: OfflineArgs) -> anyhow::Result<()> {
 
 impl OfflineArgs {
     fn plan(&self) -> anyhow::Result<FleetPlan> {
-        let amount = |name: &str, text: &str| {
-            fleet::parse_amount(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))
-        };
-        let plan = FleetPlan {
-            run_id: self
-                .run_id
-                .unwrap_or_else(|| rand::thread_rng().gen_range(0..1000)),
-            terminals: self.terminals,
-            merchants: self.merchants.unwrap_or(self.terminals.min(8)),
-            cards: self.cards,
-            mac_percent: self.mac_percent,
-            // Offline sales carry no PIN.
-            pin_threshold_minor: 0,
-            card_balance_minor: amount("card-balance", &self.card_balance)?,
-            offline_floor_limit_minor: amount("floor-limit", &self.floor_limit)?,
-        };
-        plan.validate()?;
-        Ok(plan)
+        let floor_limit = fleet::parse_amount(&self.floor_limit)
+            .map_err(|e| anyhow::anyhow!("--floor-limit: {e}"))?;
+        // Offline sales carry no PIN.
+        self.fleet.plan(0, floor_limit)
     }
 
     fn shares(&self) -> anyhow::Result<Shares> {
@@ -202,43 +151,23 @@ pub fn execute(args: &OfflineArgs) -> anyhow::Result<OfflineReport> {
     if args.sales == 0 || args.sales > 999_000 {
         bail!("--sales must be 1 to 999000 (one STAN each)");
     }
-    if args.blocked_cards >= args.cards {
+    if args.blocked_cards >= args.fleet.cards {
         bail!("--blocked-cards must leave some cards active (fewer than --cards)");
     }
     if args.depth == 0 || args.depth > crate::session::IN_FLIGHT_MAX {
         bail!("--depth must be 1 to {}", crate::session::IN_FLIGHT_MAX);
     }
-    crate::run::check_fd_limit(args.terminals)?;
-    let admin = match &args.admin_addr {
-        Some(addr) => {
-            let token = args
-                .admin_token
-                .clone()
-                .or_else(|| std::env::var("LOADGEN_ADMIN_TOKEN").ok())
-                .context("--admin-addr needs --admin-token (or LOADGEN_ADMIN_TOKEN)")?;
-            Some(AdminClient::new(addr, &token))
-        }
-        None => None,
-    };
+    crate::run::check_fd_limit(args.fleet.terminals)?;
+    let admin = args.fleet.admin()?;
     let fleet = plan.fleet();
-    let roles = CardRoles::new(args.cards, args.blocked_cards);
+    let roles = CardRoles::new(args.fleet.cards, args.blocked_cards);
     let mut provision_s = None;
     if let Some(admin) = &admin {
-        let started = Instant::now();
-        fleet::provision(&fleet, admin, args.provision_workers)?;
-        provision_s = Some(started.elapsed().as_secs_f64());
-        eprintln!(
-            "provisioned run {:03}: {} merchants, {} terminals, {} cards in {:.1} s",
-            plan.run_id,
-            plan.merchants,
-            plan.terminals,
-            plan.cards,
-            started.elapsed().as_secs_f64()
-        );
+        provision_s = Some(args.fleet.provision(&fleet, admin)?);
         block(&fleet, admin, roles.known())?;
     }
     let shared = Arc::new(Shared {
-        addr: args.addr,
+        addr: args.fleet.addr,
         charged: (0..fleet.cards.len()).map(|_| AtomicU64::new(0)).collect(),
         fleet,
         sales_per_terminal: args.sales,
@@ -251,14 +180,14 @@ pub fn execute(args: &OfflineArgs) -> anyhow::Result<OfflineReport> {
         prepared: AtomicU64::new(0),
         report: Tallies::default(),
     });
-    let runtime = crate::runtime(args.threads)?;
+    let runtime = crate::runtime(args.fleet.threads)?;
     let elapsed = runtime.block_on(catch_up(shared.clone(), admin.as_ref()))?;
     let verification = match &admin {
-        Some(admin) => Some(verify(&shared, admin, args.provision_workers)?),
+        Some(admin) => Some(verify(&shared, admin, args.fleet.provision_workers)?),
         None => None,
     };
     let shape = Shape {
-        terminals: args.terminals,
+        terminals: args.fleet.terminals,
         sales_per_terminal: args.sales,
         depth: args.depth,
     };

@@ -265,16 +265,7 @@ impl OfflineReport {
                 let _ = writeln!(out, "  differs: {mismatch}");
             }
         }
-        if self.errors.is_empty() {
-            let _ = writeln!(out, "errors: none");
-        } else {
-            let errors: Vec<String> = self
-                .errors
-                .iter()
-                .map(|(e, n)| format!("{e}: {n}"))
-                .collect();
-            let _ = writeln!(out, "errors: {}", errors.join("  "));
-        }
+        let _ = writeln!(out, "{}", crate::report::errors_line(&self.errors));
         let _ = writeln!(
             out,
             "reconciled: {}",
