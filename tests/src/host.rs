@@ -244,7 +244,7 @@ impl HostProcess {
         let response = match result {
             Ok(response) => response,
             Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {path}: {error}"),
+            Err(error) => panic!("{method} {path} (token {token:?}): {error}"),
         };
         let status = response.status();
         let text = response.into_string().unwrap_or_default();

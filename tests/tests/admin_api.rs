@@ -2,6 +2,10 @@
 //! endpoint's success and its errors, idempotent repeats, the audit trail, and what a
 //! terminal sees right after an operator's change.
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
 use bursar_e2e::admin::*;
 use bursar_e2e::demo::*;
 use bursar_e2e::host::parse_minor;
@@ -75,16 +79,40 @@ fn every_endpoint_wants_the_bearer_token() {
     let (status, answer) = host.api("GET", "/v1/merchants", None);
     assert_eq!(status, 405);
     assert!(!error_of(&answer).is_empty());
-    let (status, answer) = host.api(
-        "POST",
-        "/v1/cards/bulk",
-        Some(json!({"cards": ["x".repeat(3 << 20)]})),
-    );
+    // A body announced above the limit is refused before it is sent (so this client, which
+    // waits for the answer first, learns why instead of having its write cut off).
+    let (status, answer) = announce_body(&host, "/v1/cards/bulk", 3 << 20);
     assert_eq!(status, 413);
     assert!(!error_of(&answer).is_empty());
     let (status, answer) = host.api("GET", "/v1/nothing-here", None);
     assert_eq!(status, 404);
     assert!(!error_of(&answer).is_empty());
+}
+
+/// Sends only the head of a JSON POST announcing `length` bytes of body, and reads the
+/// answer: (status, JSON body).
+fn announce_body(host: &HostProcess, path: &str, length: usize) -> (u16, Value) {
+    let mut stream = TcpStream::connect(host.admin_addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST {path} HTTP/1.1\r\nHost: bursar\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("the answer, then the connection closed");
+    let status = answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("a status line");
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
 }
 
 #[test]

@@ -16,7 +16,7 @@ mod trails;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -28,6 +28,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::host::{Host, Shared};
 pub use reply::ApiError;
+
+/// Largest request body: a bulk issue of `bulk::BULK_CARDS_MAX` cards fits well inside.
+pub const BODY_LIMIT: usize = 2 << 20;
 
 pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
     let api = Router::new()
@@ -59,6 +62,8 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
         .route("/metrics", get(metrics))
         .merge(api)
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(refuse_oversize))
         .layer(middleware::map_response(reply::json_errors))
         .with_state(shared);
     let _ = axum::serve(listener, app)
@@ -109,10 +114,10 @@ async fn authorize(
     let method = request.method().clone();
     let Some(operator) = operator else {
         tracing::warn!(%method, route, "admin request refused: missing or wrong bearer token");
-        return ApiError::Unauthorized.into_response();
+        return closing(ApiError::Unauthorized.into_response());
     };
     let Some(host) = shared.host.get().cloned() else {
-        return ApiError::Unavailable.into_response();
+        return closing(ApiError::Unavailable.into_response());
     };
     request.extensions_mut().insert(Operator(operator.clone()));
     request.extensions_mut().insert(host);
@@ -123,6 +128,31 @@ async fn authorize(
     } else {
         tracing::warn!(operator, %method, route, status, "admin request refused");
     }
+    response
+}
+
+/// Refuses at once, before reading a byte of it, a body whose `Content-Length` is above
+/// `BODY_LIMIT`; a client that waits for the answer before sending its body learns why. (A
+/// body without a length is still cut at the limit as it is read.)
+async fn refuse_oversize(request: Request, next: Next) -> Response {
+    let announced = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > BODY_LIMIT as u64) {
+        return closing(StatusCode::PAYLOAD_TOO_LARGE.into_response());
+    }
+    next.run(request).await
+}
+
+/// Marks an answer given before the request's body was read `Connection: close`: the server
+/// closes such a connection, and a client that kept it for its next request would meet a
+/// closed socket.
+fn closing(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     response
 }
 
