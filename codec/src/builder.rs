@@ -369,9 +369,10 @@ impl MessageBuilder {
             return Ok(&mut self.body[end..]);
         }
 
+        let was_set = self.has(field);
         let rank = field.rank_in(self.present);
         let start = self.start(rank);
-        let old = match self.has(field) {
+        let old = match was_set {
             true => start..usize::from(self.ends[rank]),
             false => start..start,
         };
@@ -389,7 +390,7 @@ impl MessageBuilder {
         // Every entry after `rank` ends `encoded_len - old.len()` bytes further. Wrapping
         // arithmetic adds a negative difference too; the results fit (checked above).
         let shift = (encoded_len as u16).wrapping_sub(old.len() as u16);
-        if self.has(field) {
+        if was_set {
             for end in &mut self.ends[rank + 1..self.count] {
                 *end = end.wrapping_add(shift);
             }

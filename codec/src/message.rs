@@ -279,8 +279,8 @@ impl Message {
             if entries.remaining & wanted == 0 {
                 return None;
             }
-            let (field, entry) = entries.next_entry()?;
-            if wanted & field.bit() != 0 {
+            let (field, bit, entry) = entries.next_entry()?;
+            if wanted & bit != 0 {
                 return Some((field, entry));
             }
         })
@@ -310,16 +310,16 @@ pub struct Fields<'a> {
 }
 
 impl Fields<'_> {
-    /// The next data element and where its wire form (prefix and data) lies. Walks the
-    /// table of ends in order, so no element's place has to be looked up.
-    fn next_entry(&mut self) -> Option<(Field, std::ops::Range<usize>)> {
+    /// The next data element, its presence bit and where its wire form (prefix and data)
+    /// lies. Walks the table of ends in order, so no element's place has to be looked up.
+    fn next_entry(&mut self) -> Option<(Field, u128, std::ops::Range<usize>)> {
         let (field, bit) = first_field(self.remaining)?;
         self.remaining &= !bit;
         let end = usize::from(*self.message.ends.get(self.rank)?);
         let entry = self.start..end;
         self.rank += 1;
         self.start = end;
-        Some((field, entry))
+        Some((field, bit, entry))
     }
 }
 
@@ -327,7 +327,7 @@ impl<'a> Iterator for Fields<'a> {
     type Item = (Field, &'a [u8]);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (field, entry) = self.next_entry()?;
+        let (field, _, entry) = self.next_entry()?;
         let data = entry.start + SPECS[field as usize].length.prefix_digits()..entry.end;
         Some((field, self.message.bytes.get(data)?))
     }
