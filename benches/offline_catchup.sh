@@ -23,7 +23,8 @@ DEPTH=${DEPTH:-32}
 DUPLICATES=${DUPLICATES:-1}
 BLOCKED=${BLOCKED:-1}
 OVERDRAFT=${OVERDRAFT:-0.1}
-# 0.05 % of 2,000 is one lost advice per terminal: every batch closes after an upload.
+# Lost advices, percent: 0 closes every batch at the first 0500; 0.05 (one of 2,000) makes
+# every terminal's close fail (95) and upload its whole batch (0320) before 0500 960000.
 LOST=${LOST:-0}
 TARGET_S=${TARGET_S:-20}
 TOKEN=bench-admin-token-0123456789
