@@ -21,6 +21,7 @@
 
 pub mod account;
 pub mod book;
+pub mod cow_map;
 pub mod cow_vec;
 pub mod engine;
 mod hash;

@@ -1,7 +1,8 @@
 //! Demo data for a fresh data directory, so that `bursar --demo` is a host a terminal can use
 //! at once. The keys here are printed in the README: never use them for real terminals.
 
-use ledger::transfer::TransferKind;
+use ledger::state_machine::Tx;
+use ledger::transfer::{BusinessDay, TransferKind};
 
 use crate::authorize::HostTx;
 use crate::ops::cards::{desk_cash, issue_card, NewCard};
@@ -9,6 +10,7 @@ use crate::ops::registry::{register_merchant, register_terminal, NewMerchant, Ne
 use crate::ops::OpError;
 use crate::policy::Policy;
 use crate::state::ids::Pan;
+use crate::state::HostState;
 
 pub const DEMO_TPK: &str = "0123456789ABCDEFFEDCBA9876543210";
 pub const DEMO_TAK: &str = "89ABCDEF0123456776543210FEDCBA98";
@@ -57,6 +59,17 @@ pub const DEMO_CARDS: [DemoCard; 4] = [
         None,
     ),
 ];
+
+/// A host state after genesis on `day` and the demo data, built in memory without an
+/// engine: for tests that drive `HostState` directly.
+pub fn seeded_state(policy: &Policy, day: BusinessDay, now_ms: u64) -> HostState {
+    let mut state = HostState::default();
+    let mut events = Vec::new();
+    let mut tx = Tx::new(&mut state, &mut events);
+    crate::ops::genesis::genesis(&mut tx, day);
+    seed(&mut tx, policy, now_ms).expect("demo data");
+    state
+}
 
 pub fn seed(tx: &mut HostTx<'_>, policy: &Policy, now_ms: u64) -> Result<(), OpError> {
     for (id, name, kinds) in [

@@ -107,11 +107,7 @@ struct Sim {
 impl Sim {
     fn new() -> Sim {
         let policy = Policy::from_config(&Config::default());
-        let mut state = HostState::default();
-        let mut events = Vec::new();
-        let mut tx = Tx::new(&mut state, &mut events);
-        switch::ops::genesis::genesis(&mut tx, BusinessDay(20261123));
-        switch::demo::seed(&mut tx, &policy, NOW_MS).expect("demo data");
+        let state = switch::demo::seeded_state(&policy, BusinessDay(20261123), NOW_MS);
         let mut sim = Sim {
             state,
             policy,

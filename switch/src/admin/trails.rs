@@ -62,8 +62,7 @@ pub async fn audit(host: HostRef, Query(query): Query<Since>) -> Result<Json<Val
         .engine
         .execute(move |tx| {
             let trail = &tx.state().audit;
-            let all = trail.since(since);
-            let page = &all[..all.len().min(limit as usize)];
+            let (page, more) = trail.page_since(since, limit as usize);
             let entries: Vec<Value> = page
                 .iter()
                 .map(|entry| {
@@ -82,7 +81,7 @@ pub async fn audit(host: HostRef, Query(query): Query<Since>) -> Result<Json<Val
                 "since": since,
                 "last_id": trail.last_id(),
                 "next": page.last().map_or(since, |e| e.id),
-                "more": page.len() < all.len(),
+                "more": more,
                 "entries": entries,
             })
         })

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use ledger::account::{AccountId, AccountKind, Side};
 use ledger::book::{Book, BookSnapshot, LedgerEvent};
+use ledger::cow_map::CowMap;
 use ledger::state_machine::StateMachine;
 use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
@@ -126,10 +127,11 @@ pub struct HostState {
     pub closed_days: BTreeMap<BusinessDay, ClosedDay>,
     pub merchants: HashMap<MerchantId, Merchant>,
     pub terminals: HashMap<TerminalId, Terminal>,
-    pub cards: HashMap<Pan, Card>,
+    /// Copy-on-write shards: a snapshot shares them (see `CowMap`).
+    pub cards: CowMap<Pan, Card>,
     pub card_by_account: HashMap<AccountId, Pan>,
     pub blacklist: Blacklist,
-    pub answers: HashMap<RequestKey, Answer>,
+    pub answers: CowMap<RequestKey, Answer>,
     /// Sum refunded so far against each purchase.
     pub refunded_minor: HashMap<TransferId, u64>,
     /// Next retrieval reference number: one more than the highest ever logged.
@@ -390,9 +392,9 @@ impl StateMachine for HostState {
             closed_days: self.closed_days.clone(),
             merchants: self.merchants.values().cloned().collect(),
             terminals: self.terminals.values().cloned().collect(),
-            cards: self.cards.values().cloned().collect(),
+            cards: self.cards.clone(),
             blacklist: self.blacklist.clone(),
-            answers: self.answers.values().copied().collect(),
+            answers: self.answers.clone(),
             refunded_minor: self.refunded_minor.iter().map(|(k, v)| (*k, *v)).collect(),
             next_rrn: self.next_rrn,
             audit: self.audit.clone(),
@@ -402,7 +404,7 @@ impl StateMachine for HostState {
     }
 
     fn restore(snapshot: HostSnapshot) -> HostState {
-        let cards: HashMap<Pan, Card> = snapshot.cards.into_iter().map(|c| (c.pan, c)).collect();
+        let cards = snapshot.cards;
         HostState {
             book: Book::restore(snapshot.book),
             system: snapshot.system,
@@ -413,7 +415,7 @@ impl StateMachine for HostState {
             card_by_account: cards.values().map(|c| (c.account, c.pan)).collect(),
             cards,
             blacklist: snapshot.blacklist,
-            answers: snapshot.answers.into_iter().map(|a| (a.key, a)).collect(),
+            answers: snapshot.answers,
             refunded_minor: snapshot.refunded_minor.into_iter().collect(),
             next_rrn: snapshot.next_rrn,
             audit: snapshot.audit,
@@ -448,9 +450,9 @@ pub struct HostSnapshot {
     pub closed_days: BTreeMap<BusinessDay, ClosedDay>,
     pub merchants: Vec<Merchant>,
     pub terminals: Vec<Terminal>,
-    pub cards: Vec<Card>,
+    pub cards: CowMap<Pan, Card>,
     pub blacklist: Blacklist,
-    pub answers: Vec<Answer>,
+    pub answers: CowMap<RequestKey, Answer>,
     pub refunded_minor: Vec<(TransferId, u64)>,
     pub next_rrn: u64,
     pub audit: AuditTrail,

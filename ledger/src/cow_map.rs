@@ -1,0 +1,194 @@
+//! A hash map kept in a fixed number of shards behind `Arc`: a clone shares the shards, and
+//! a write copies the one shard it touches while a clone still shares it.
+//!
+//! For the large maps of a state machine whose snapshot the engine thread takes between two
+//! groups (the switch's cards and the answers kept for retransmission): the snapshot costs
+//! a few hundred pointer copies instead of a copy of every entry while no request is decided,
+//! and the copying is spread over the writes that follow, one shard at a time. Keys are
+//! hashed with std's keyed SipHash (some are chosen by terminals); the shard is chosen with
+//! a second, independent key so that the keys of one shard still spread over its table.
+//! Serialized as a plain map.
+
+use std::collections::hash_map::{HashMap, RandomState};
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Shards per map: a write after a snapshot copies about 1/256 of the map.
+const SHARDS: usize = 256;
+
+#[derive(Clone)]
+pub struct CowMap<K, V> {
+    shards: Vec<Arc<HashMap<K, V>>>,
+    shard_hasher: RandomState,
+    len: usize,
+}
+
+impl<K, V> Default for CowMap<K, V> {
+    fn default() -> Self {
+        let table_hasher = RandomState::new();
+        CowMap {
+            shards: (0..SHARDS)
+                .map(|_| Arc::new(HashMap::with_hasher(table_hasher.clone())))
+                .collect(),
+            shard_hasher: RandomState::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
+    pub fn new() -> CowMap<K, V> {
+        CowMap::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn shard_of(&self, key: &K) -> usize {
+        (self.shard_hasher.hash_one(key) % SHARDS as u64) as usize
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.shards[self.shard_of(key)].get(key)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The value, its shard copied first if a clone shares it.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let shard = self.shard_of(key);
+        let shard = &mut self.shards[shard];
+        if !shard.contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(shard).get_mut(key)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let shard = self.shard_of(&key);
+        let previous = Arc::make_mut(&mut self.shards[shard]).insert(key, value);
+        if previous.is_none() {
+            self.len += 1;
+        }
+        previous
+    }
+
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let shard = self.shard_of(key);
+        let shard = &mut self.shards[shard];
+        if !shard.contains_key(key) {
+            return None;
+        }
+        let removed = Arc::make_mut(shard).remove(key);
+        self.len -= 1;
+        removed
+    }
+
+    /// Keeps the entries `keep` says yes to. A shard that loses nothing is not copied.
+    pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool) {
+        for shard in &mut self.shards {
+            if shard.iter().all(|(key, value)| keep(key, value)) {
+                continue;
+            }
+            let before = shard.len();
+            Arc::make_mut(shard).retain(|key, value| keep(key, value));
+            self.len -= before - shard.len();
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
+        self.shards.iter().flat_map(|shard| shard.iter())
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &V> + '_ {
+        self.shards.iter().flat_map(|shard| shard.values())
+    }
+}
+
+impl<K: Hash + Eq + Clone, V: Clone> FromIterator<(K, V)> for CowMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> CowMap<K, V> {
+        let mut map = CowMap::new();
+        for (key, value) in iter {
+            map.insert(key, value);
+        }
+        map
+    }
+}
+
+impl<K: std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug for CowMap<K, V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.shards.iter().flat_map(|shard| shard.iter()))
+            .finish()
+    }
+}
+
+impl<K: Serialize, V: Serialize> Serialize for CowMap<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len))?;
+        for (key, value) in self.shards.iter().flat_map(|shard| shard.iter()) {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for CowMap<K, V>
+where
+    K: Deserialize<'de> + Hash + Eq + Clone,
+    V: Deserialize<'de> + Clone,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CowMap<K, V>, D::Error> {
+        let entries = HashMap::<K, V>::deserialize(deserializer)?;
+        Ok(entries.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_keeps_its_entries_while_the_original_changes() {
+        let mut map: CowMap<u32, u64> = (0..10_000).map(|n| (n, n as u64)).collect();
+        let snapshot = map.clone();
+        *map.get_mut(&5).expect("present") = 99;
+        map.insert(10_000, 1);
+        assert_eq!(map.remove(&7), Some(7));
+        map.retain(|key, _| *key >= 100);
+        assert_eq!(map.get(&5), None);
+        assert_eq!(map.get(&500), Some(&500));
+        // 10,000; less 7; plus 10,000; less the other 99 keys below 100.
+        assert_eq!(map.len(), 9_901);
+        assert_eq!(map.iter().count(), map.len());
+        assert_eq!(snapshot.get(&5), Some(&5));
+        assert_eq!(snapshot.get(&7), Some(&7));
+        assert_eq!(snapshot.get(&10_000), None);
+        assert_eq!(snapshot.len(), 10_000);
+        assert_eq!(snapshot.values().sum::<u64>(), (0..10_000u64).sum());
+        assert_eq!(map.get_mut(&123_456), None);
+        assert_eq!(map.remove(&123_456), None);
+    }
+
+    #[test]
+    fn round_trips_as_a_map() {
+        let map: CowMap<u32, String> = (0..300).map(|n| (n, n.to_string())).collect();
+        let bytes = postcard::to_stdvec(&map).expect("encodes");
+        let plain: std::collections::BTreeMap<u32, String> =
+            postcard::from_bytes(&bytes).expect("a plain map reads it");
+        assert_eq!(plain.len(), 300);
+        let back: CowMap<u32, String> = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(back.len(), 300);
+        assert_eq!(back.get(&299).map(String::as_str), Some("299"));
+    }
+}
