@@ -4,15 +4,14 @@
 use codec::{Message, ResponseCode};
 
 use super::checks;
-use super::{code_bytes, Decision, HostTx};
+use super::{code_bytes, Asking, Decision, HostTx};
 use crate::policy::Policy;
 use crate::state::answers::Reply;
-use crate::state::registry::Terminal;
 
 pub fn decide(
     tx: &mut HostTx<'_>,
     msg: &Message,
-    terminal: &Terminal,
+    terminal: &Asking<'_>,
     policy: &Policy,
 ) -> Decision {
     let state = tx.state();

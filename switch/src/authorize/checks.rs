@@ -1,14 +1,13 @@
 //! Checks shared by several request types, each returning the response code that declines.
 
-use codec::security::{decrypt_pin_block, verify_mac, TdesKey};
 use codec::{Field, Message, ResponseCode};
 
-use super::HostTx;
+use super::{Asking, HostTx};
 use crate::pin;
 use crate::policy::Policy;
 use crate::state::cards::{Card, CardStatus};
 use crate::state::ids::{Pan, PanError};
-use crate::state::registry::{Merchant, Terminal};
+use crate::state::registry::Merchant;
 use crate::state::{HostEvent, HostState};
 
 pub type Declined = (ResponseCode, &'static str);
@@ -26,14 +25,6 @@ pub fn format(msg: &Message, policy: &Policy) -> Option<&'static str> {
         }
     }
     None
-}
-
-/// The request's MAC (F64, or F128 with a secondary bitmap) under the terminal's TAK.
-pub fn mac_valid(msg: &Message, terminal: &Terminal) -> bool {
-    let (Some(tak), Some(mac), Some(input)) = (terminal.tak, msg.mac(), msg.mac_input()) else {
-        return false;
-    };
-    verify_mac(&TdesKey::from_bytes(&tak), input, &mac)
 }
 
 /// The card of F2, if it may be used at this merchant now (PROTOCOL.md 3.2, `14` to `57`).
@@ -90,7 +81,7 @@ pub fn pin(
     tx: &mut HostTx<'_>,
     card: &Card,
     msg: &Message,
-    terminal: &Terminal,
+    terminal: &Asking<'_>,
     policy: &Policy,
     required: bool,
 ) -> Result<(), Declined> {
@@ -107,20 +98,18 @@ pub fn pin(
     let Some(verifier) = &card.pin_verifier else {
         return Err((ResponseCode::PinWrong, "no PIN set for this card"));
     };
-    let right = decrypt_pin_block(
-        &TdesKey::from_bytes(&terminal.tpk),
-        card.pan.as_str(),
-        block,
-    )
-    .map(|clear| {
-        pin::matches(
-            &policy.pin_key,
-            &verifier.set_on,
-            clear.digits(),
-            &verifier.value,
-        )
-    })
-    .unwrap_or(false);
+    let right = terminal
+        .prechecked
+        .with_pin(terminal, &card.pan, block, |clear| {
+            clear.is_ok_and(|clear| {
+                pin::matches(
+                    &policy.pin_key,
+                    &verifier.set_on,
+                    clear.digits(),
+                    &verifier.value,
+                )
+            })
+        });
     if right {
         if card.pin_tries_failed > 0 {
             tx.emit(HostEvent::PinTriesReset { pan: card.pan });

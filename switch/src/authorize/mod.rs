@@ -10,12 +10,15 @@ mod balance;
 mod batch;
 mod checks;
 pub mod network;
+pub mod prechecked;
 mod purchase;
 mod refund;
 mod reversal;
 mod topup;
 
 pub use batch::host_totals;
+
+use std::ops::Deref;
 
 use codec::{Field, Message, Mti, ResponseCode};
 use ledger::state_machine::Tx;
@@ -26,8 +29,9 @@ use crate::policy::Policy;
 use crate::state::answers::{Answer, Reply, RequestKey};
 use crate::state::bank::PendingTopUp;
 use crate::state::ids::{MerchantId, TerminalId};
-use crate::state::registry::Terminal;
+use crate::state::registry::{Terminal, TerminalKey};
 use crate::state::{HostEvent, HostState};
+use prechecked::Prechecked;
 
 pub type HostTx<'a> = Tx<'a, HostState>;
 
@@ -37,7 +41,7 @@ pub type HostTx<'a> = Tx<'a, HostState>;
 pub struct Decision {
     pub reply: Reply,
     pub private_data: Option<String>,
-    pub mac_key: Option<[u8; 16]>,
+    pub mac_key: Option<TerminalKey>,
     /// Why a request was declined, for the log line (never a PAN or key).
     pub reason: Option<&'static str>,
 }
@@ -65,6 +69,20 @@ impl Decision {
                 }
             }
         }
+    }
+}
+
+/// The terminal a request comes from, with what its connection already checked for it.
+pub struct Asking<'a> {
+    pub terminal: Terminal,
+    pub prechecked: &'a Prechecked,
+}
+
+impl Deref for Asking<'_> {
+    type Target = Terminal;
+
+    fn deref(&self) -> &Terminal {
+        &self.terminal
     }
 }
 
@@ -221,14 +239,17 @@ fn required_fields(kind: RequestType) -> &'static [Field] {
     }
 }
 
-/// Decides a terminal request with no bank link: top-ups answer `91`.
+/// Decides a terminal request with no bank link (top-ups answer `91`) and nothing checked
+/// before the engine.
 pub fn terminal_request(
     tx: &mut HostTx<'_>,
     msg: &Message,
     policy: &Policy,
     now_ms: u64,
 ) -> Decision {
-    let (decision, step) = terminal_request_with_bank(tx, msg, policy, BankGate::CLOSED, now_ms);
+    let nothing_checked = Prechecked::default();
+    let (decision, step) =
+        terminal_request_with_bank(tx, msg, &nothing_checked, policy, BankGate::CLOSED, now_ms);
     assert!(step.is_none(), "no top-up starts without a bank link");
     decision
 }
@@ -238,6 +259,7 @@ pub fn terminal_request(
 pub fn terminal_request_with_bank(
     tx: &mut HostTx<'_>,
     msg: &Message,
+    prechecked: &Prechecked,
     policy: &Policy,
     gate: BankGate,
     now_ms: u64,
@@ -265,7 +287,7 @@ pub fn terminal_request_with_bank(
             None,
         );
     };
-    let mac_key = terminal.mac_required.then_some(terminal.tak).flatten();
+    let mac_key = terminal.mac_key();
     let kind = classify(msg);
     if kind != RequestType::NetworkManagement {
         let merchant = msg.merchant_id().and_then(MerchantId::parse);
@@ -274,7 +296,7 @@ pub fn terminal_request_with_bank(
                 decline(
                     ResponseCode::UnknownTerminal,
                     "merchant does not match the terminal",
-                    mac_key,
+                    mac_key.clone(),
                 ),
                 None,
             );
@@ -284,7 +306,7 @@ pub fn terminal_request_with_bank(
                 decline(
                     ResponseCode::UnknownTerminal,
                     "terminal not signed on",
-                    mac_key,
+                    mac_key.clone(),
                 ),
                 None,
             );
@@ -293,16 +315,27 @@ pub fn terminal_request_with_bank(
     if let Some(field) = required_fields(kind).iter().find(|f| !msg.has(**f)) {
         let _ = field;
         return (
-            decline(ResponseCode::FormatError, "required field missing", mac_key),
+            decline(
+                ResponseCode::FormatError,
+                "required field missing",
+                mac_key.clone(),
+            ),
             None,
         );
     }
     if let Some(reason) = checks::format(msg, policy) {
-        return (decline(ResponseCode::FormatError, reason, mac_key), None);
-    }
-    if terminal.mac_required && !checks::mac_valid(msg, terminal) {
         return (
-            decline(ResponseCode::MacFailure, "MAC missing or wrong", mac_key),
+            decline(ResponseCode::FormatError, reason, mac_key.clone()),
+            None,
+        );
+    }
+    if terminal.mac_required && !prechecked.mac_valid(msg, terminal) {
+        return (
+            decline(
+                ResponseCode::MacFailure,
+                "MAC missing or wrong",
+                mac_key.clone(),
+            ),
             None,
         );
     }
@@ -319,14 +352,14 @@ pub fn terminal_request_with_bank(
                 Decision {
                     reply: answer.reply,
                     private_data: None,
-                    mac_key,
+                    mac_key: mac_key.clone(),
                     reason: None,
                 }
             } else {
                 decline(
                     ResponseCode::DuplicateDifferent,
                     "same F41, F11 and F7 with different content",
-                    mac_key,
+                    mac_key.clone(),
                 )
             };
             return (decision, None);
@@ -334,27 +367,34 @@ pub fn terminal_request_with_bank(
         // A top-up still at the bank has no answer yet: its retransmission waits for it.
         if let Some(pending) = state.bank.pending_topups.get(&key) {
             if pending.digest == digest {
-                let waiting = decline(ResponseCode::BankUnavailable, "waiting", mac_key);
+                let waiting = decline(ResponseCode::BankUnavailable, "waiting", mac_key.clone());
                 return (waiting, Some(BankStep::AwaitPending(key)));
             }
             return (
                 decline(
                     ResponseCode::DuplicateDifferent,
                     "same F41, F11 and F7 with different content",
-                    mac_key,
+                    mac_key.clone(),
                 ),
                 None,
             );
         }
     }
 
-    let terminal = terminal.clone();
+    let terminal = Asking {
+        terminal: terminal.clone(),
+        prechecked,
+    };
     let takes_transactions = !matches!(
         kind,
         RequestType::NetworkManagement | RequestType::BalanceInquiry | RequestType::Settlement
     );
     if takes_transactions && batch::refuses(state, msg, &terminal) {
-        let mut decision = decline(ResponseCode::InvalidTransaction, "batch closed", mac_key);
+        let mut decision = decline(
+            ResponseCode::InvalidTransaction,
+            "batch closed",
+            mac_key.clone(),
+        );
         if answers_kept {
             decision.reply.rrn = Some(state.next_rrn);
             let day = state.business_day;

@@ -7,16 +7,15 @@ use ledger::book::{LedgerEvent, Prepared, TransferError};
 use ledger::transfer::{Channel, Leg, References, Transfer, TransferKind};
 
 use super::checks::{self, Declined};
-use super::{approval_code, local_time, transfer_id_of, Decision, HostTx};
+use super::{approval_code, local_time, transfer_id_of, Asking, Decision, HostTx};
 use crate::policy::Policy;
 use crate::state::answers::{Reply, RequestKey};
-use crate::state::registry::Terminal;
 use crate::state::HostEvent;
 
 pub fn decide(
     tx: &mut HostTx<'_>,
     msg: &Message,
-    terminal: &Terminal,
+    terminal: &Asking<'_>,
     policy: &Policy,
     key: RequestKey,
     now_ms: u64,
@@ -28,7 +27,7 @@ pub fn decide(
 fn approve(
     tx: &mut HostTx<'_>,
     msg: &Message,
-    terminal: &Terminal,
+    terminal: &Asking<'_>,
     policy: &Policy,
     key: RequestKey,
     now_ms: u64,

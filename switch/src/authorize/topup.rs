@@ -5,20 +5,19 @@
 use codec::{Message, ResponseCode};
 
 use super::checks::{self, Declined};
-use super::{BankGate, Decision, HostTx};
+use super::{Asking, BankGate, Decision, HostTx};
 use crate::bank::messages::transmission_time;
 use crate::policy::Policy;
 use crate::state::answers::{Reply, RequestKey};
 use crate::state::bank::PendingTopUp;
 use crate::state::cards::CardKind;
-use crate::state::registry::Terminal;
 use crate::state::HostEvent;
 
 /// The decision (a decline), or the top-up to send to the bank.
 pub fn decide(
     tx: &mut HostTx<'_>,
     msg: &Message,
-    terminal: &Terminal,
+    terminal: &Asking<'_>,
     policy: &Policy,
     (key, digest): (RequestKey, u128),
     gate: BankGate,
@@ -44,7 +43,7 @@ pub fn decide(
 fn start(
     tx: &mut HostTx<'_>,
     msg: &Message,
-    terminal: &Terminal,
+    terminal: &Asking<'_>,
     policy: &Policy,
     (key, digest): (RequestKey, u128),
     gate: BankGate,

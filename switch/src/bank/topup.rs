@@ -27,13 +27,14 @@ use crate::host::Host;
 use crate::policy::Policy;
 use crate::state::answers::{Answer, Reply, RequestKey};
 use crate::state::bank::PendingTopUp;
+use crate::state::registry::TerminalKey;
 use crate::state::HostEvent;
 
 /// The kiosk's decision once the bank step is done; `None` if the engine stopped.
 pub async fn complete(
     host: &Arc<Host>,
     step: BankStep,
-    mac_key: Option<[u8; 16]>,
+    mac_key: Option<TerminalKey>,
 ) -> Option<Decision> {
     let (reply, reason) = match step {
         BankStep::Send(pending) => send(host, pending).await?,

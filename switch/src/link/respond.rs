@@ -2,11 +2,12 @@
 //! sets, and the MAC for MAC-enabled terminals (PROTOCOL.md 3 and 7).
 
 use bytes::Bytes;
-use codec::security::{retail_mac, TdesKey};
+use codec::security::retail_mac;
 use codec::{BuildError, Field, Message, MessageBuilder, Mti, ParseError};
 
 use crate::authorize::Decision;
 use crate::clock::mmdd;
+use crate::state::registry::TerminalKey;
 
 /// Fields a response copies from its request, by request MTI.
 fn echoed(mti: Mti) -> &'static [Field] {
@@ -106,13 +107,13 @@ pub fn build(
     if let Some(data) = &decision.private_data {
         response.set(Field::PrivateData, data.as_bytes())?;
     }
-    finish(response, decision.mac_key)
+    finish(response, decision.mac_key.as_ref())
 }
 
 /// The `30` answer to a message the codec could not parse but whose MTI, F11 and F41 it read.
 pub fn format_error(
     error: &ParseError,
-    mac_key: Option<[u8; 16]>,
+    mac_key: Option<&TerminalKey>,
 ) -> Option<Result<Bytes, BuildError>> {
     let salvage = &error.salvage;
     let (mti, stan, terminal) = (salvage.mti?, salvage.stan?, salvage.terminal_id?);
@@ -126,12 +127,9 @@ pub fn format_error(
     Some(built)
 }
 
-fn finish(response: MessageBuilder, mac_key: Option<[u8; 16]>) -> Result<Bytes, BuildError> {
+fn finish(response: MessageBuilder, mac_key: Option<&TerminalKey>) -> Result<Bytes, BuildError> {
     match mac_key {
-        Some(tak) => {
-            let key = TdesKey::from_bytes(&tak);
-            response.build_with_mac(|data| retail_mac(&key, data))
-        }
+        Some(tak) => response.build_with_mac(|data| retail_mac(tak.schedule(), data)),
         None => response.build(),
     }
 }

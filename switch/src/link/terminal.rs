@@ -3,8 +3,11 @@
 //! Each connection has a reader that decodes frames and starts one task per request, bounded
 //! by a per-connection in-flight limit, and a writer that sends responses as they complete:
 //! a slow request never holds up the others on its connection (PROTOCOL.md 1, pipelining).
+//! The connection keeps the keys of the terminals it serves, learned from the engine, so that
+//! its tasks check MACs and decrypt PIN blocks before the engine (`authorize::prechecked`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,10 +22,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::authorize;
+use crate::authorize::prechecked::Prechecked;
 use crate::clock::now_ms;
 use crate::host::Host;
 use crate::link::respond;
 use crate::state::ids::TerminalId;
+use crate::state::registry::TerminalKeys;
+
+/// The keys of the terminals seen on one connection.
+type KnownKeys = Arc<Mutex<HashMap<TerminalId, TerminalKeys>>>;
 
 pub async fn serve(listener: TcpListener, host: Arc<Host>, shutdown: CancellationToken) {
     let connections = Arc::new(Semaphore::new(host.config.terminal_link.max_connections));
@@ -85,6 +93,7 @@ where
         }
     });
     let in_flight = Arc::new(Semaphore::new(link.max_in_flight_per_connection));
+    let known_keys = KnownKeys::default();
     let idle = Duration::from_millis(link.idle_timeout_ms);
     loop {
         let next = tokio::select! {
@@ -120,10 +129,11 @@ where
         };
         let host = host.clone();
         let responses = responses.clone();
+        let known_keys = known_keys.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             host.metrics.in_flight.inc();
-            if let Some(response) = answer(&host, frame, started).await {
+            if let Some(response) = answer(&host, &known_keys, frame, started).await {
                 let _ = responses.send(response).await;
             }
             host.metrics.in_flight.dec();
@@ -139,12 +149,20 @@ where
 }
 
 /// Decides one frame and builds its response; `None` when there is nothing to answer.
-async fn answer(host: &Arc<Host>, frame: Bytes, started: Instant) -> Option<Bytes> {
+async fn answer(
+    host: &Arc<Host>,
+    known_keys: &KnownKeys,
+    frame: Bytes,
+    started: Instant,
+) -> Option<Bytes> {
     let request = match Message::parse(frame) {
         Ok(request) => request,
         Err(error) => return answer_unparsable(host, error).await,
     };
     let mti = request.mti();
+    let terminal = request.terminal_id().and_then(TerminalId::parse);
+    let keys = terminal.and_then(|id| lock(known_keys).get(&id).cloned());
+    let prechecked = Prechecked::new(&request, keys);
     let policy = host.policy.clone();
     let now = now_ms();
     let gate = authorize::BankGate {
@@ -154,21 +172,34 @@ async fn answer(host: &Arc<Host>, frame: Bytes, started: Instant) -> Option<Byte
     let decided = host
         .engine
         .execute(move |tx| {
-            let (decision, bank_step) =
-                authorize::terminal_request_with_bank(tx, &request, &policy, gate, now);
-            (request, decision, bank_step)
+            let (decision, bank_step) = authorize::terminal_request_with_bank(
+                tx,
+                &request,
+                &prechecked,
+                &policy,
+                gate,
+                now,
+            );
+            let learned = terminal
+                .and_then(|id| tx.state().terminals.get(&id))
+                .and_then(|terminal| prechecked.keys_to_learn(terminal));
+            (request, decision, bank_step, learned)
         })
         .await;
-    let (request, mut decision, bank_step) = match decided {
+    let (request, mut decision, bank_step, learned) = match decided {
         Ok(decided) => decided,
         Err(error) => {
             warn!(%error, "engine unavailable: request not answered");
             return None;
         }
     };
+    if let (Some(id), Some(keys)) = (terminal, learned) {
+        lock(known_keys).insert(id, keys);
+    }
     // A top-up is answered with the bank's decision (bank::topup).
     if let Some(step) = bank_step {
-        decision = crate::bank::topup::complete(host, step, decision.mac_key).await?;
+        // Boxed: the bank's round trip would otherwise make every request's task larger.
+        decision = Box::pin(crate::bank::topup::complete(host, step, decision.mac_key)).await?;
     }
     let code = std::str::from_utf8(&decision.reply.code)
         .unwrap_or("??")
@@ -215,15 +246,14 @@ async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option
                 tx.state()
                     .terminals
                     .get(&terminal)
-                    .filter(|t| t.mac_required)
-                    .and_then(|t| t.tak)
+                    .and_then(|t| t.mac_key())
             })
             .await
             .ok()
             .flatten(),
         None => None,
     };
-    match respond::format_error(&error, mac_key) {
+    match respond::format_error(&error, mac_key.as_ref()) {
         Some(Ok(response)) => {
             info!(%error, "unparsable message answered 30");
             let mti = error
@@ -245,4 +275,9 @@ async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option
             None
         }
     }
+}
+
+fn lock(keys: &KnownKeys) -> std::sync::MutexGuard<'_, HashMap<TerminalId, TerminalKeys>> {
+    // A panic while holding it cannot leave the map half-changed (one insert or get).
+    keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

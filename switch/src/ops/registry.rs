@@ -123,8 +123,8 @@ pub fn register_terminal(tx: &mut HostTx<'_>, new: &NewTerminal) -> Result<Termi
     let terminal = Terminal {
         id,
         merchant,
-        tpk,
-        tak,
+        tpk: tpk.into(),
+        tak: tak.map(Into::into),
         mac_required: new.mac_required,
         offline_floor_limit_minor,
         signed_on: false,

@@ -1,0 +1,187 @@
+//! MAC verification and PIN block decryption need no state but the terminal's keys, so the
+//! connection's task does them before the request reaches the single engine thread, under
+//! the keys the connection last learned for that terminal. The engine takes a result only
+//! when it was made under the terminal's current key, and otherwise does the work itself:
+//! a decision is the same as if every check ran on the engine thread.
+
+use codec::security::{decrypt_pin_block, verify_mac, Pin, PinError};
+use codec::Message;
+
+use crate::state::ids::Pan;
+use crate::state::registry::{Terminal, TerminalKey, TerminalKeys};
+
+/// A result and the key it was computed under.
+struct Under<T> {
+    key: TerminalKey,
+    value: T,
+}
+
+/// What the connection checked before the engine; empty when it knew no keys yet.
+#[derive(Default)]
+pub struct Prechecked {
+    keys: Option<TerminalKeys>,
+    mac_valid: Option<Under<bool>>,
+    /// The clear PIN of F52 (or why the block is not one) for the card of F2.
+    pin: Option<(Pan, Under<Result<Pin, PinError>>)>,
+}
+
+impl Prechecked {
+    /// Checks `msg`'s MAC when the terminal must MAC, and decrypts its PIN block if it has one.
+    pub fn new(msg: &Message, keys: Option<TerminalKeys>) -> Prechecked {
+        let Some(keys) = keys else {
+            return Prechecked::default();
+        };
+        let mac_valid = keys.tak.as_ref().map(|tak| Under {
+            key: tak.clone(),
+            value: mac_valid_under(msg, tak),
+        });
+        let pan = msg.pan().and_then(|pan| Pan::parse(pan).ok());
+        let pin = match (msg.pin_block(), pan) {
+            (Some(block), Some(pan)) => Some((
+                pan,
+                Under {
+                    key: keys.tpk.clone(),
+                    value: decrypt_pin_block(keys.tpk.schedule(), pan.as_str(), block),
+                },
+            )),
+            _ => None,
+        };
+        Prechecked {
+            keys: Some(keys),
+            mac_valid,
+            pin,
+        }
+    }
+
+    /// The keys the connection should keep for this terminal, when it holds none or stale ones.
+    pub fn keys_to_learn(&self, terminal: &Terminal) -> Option<TerminalKeys> {
+        let current = terminal.keys();
+        (self.keys.as_ref() != Some(&current)).then_some(current)
+    }
+
+    /// Whether the request's MAC is right under the terminal's TAK.
+    pub fn mac_valid(&self, msg: &Message, terminal: &Terminal) -> bool {
+        let Some(tak) = &terminal.tak else {
+            return false;
+        };
+        match &self.mac_valid {
+            Some(checked) if checked.key == *tak => checked.value,
+            _ => mac_valid_under(msg, tak),
+        }
+    }
+
+    /// Calls `check` with the clear PIN of `block` for card `pan` under the terminal's TPK.
+    pub fn with_pin<T>(
+        &self,
+        terminal: &Terminal,
+        pan: &Pan,
+        block: [u8; 8],
+        check: impl FnOnce(Result<&Pin, &PinError>) -> T,
+    ) -> T {
+        match &self.pin {
+            Some((decrypted_for, decrypted))
+                if decrypted_for == pan && decrypted.key == terminal.tpk =>
+            {
+                check(decrypted.value.as_ref())
+            }
+            _ => check(decrypt_pin_block(terminal.tpk.schedule(), pan.as_str(), block).as_ref()),
+        }
+    }
+}
+
+fn mac_valid_under(msg: &Message, tak: &TerminalKey) -> bool {
+    match (msg.mac(), msg.mac_input()) {
+        (Some(mac), Some(input)) => verify_mac(tak.schedule(), input, &mac),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use codec::security::{encrypt_pin_block, retail_mac, TdesKey};
+    use codec::{Field, MessageBuilder, Mti};
+
+    use super::*;
+    use crate::state::ids::{MerchantId, TerminalId};
+
+    const PAN: &str = "6290001234567893";
+
+    fn key(byte: u8) -> TerminalKey {
+        TerminalKey::from([byte; 16])
+    }
+
+    fn terminal(tpk: TerminalKey, tak: TerminalKey) -> Terminal {
+        Terminal {
+            id: TerminalId::parse("T0000009").unwrap(),
+            merchant: MerchantId::parse("M00000000000009").unwrap(),
+            tpk,
+            tak: Some(tak),
+            mac_required: true,
+            offline_floor_limit_minor: 0,
+            signed_on: true,
+            blacklist_version_served: 0,
+        }
+    }
+
+    /// A purchase with a PIN block under `tpk`, MACed under `tak`.
+    fn request(tpk: &TdesKey, tak: &TdesKey, pin: &str) -> Message {
+        let mut b = MessageBuilder::new(Mti::FINANCIAL_REQUEST);
+        b.set(Field::Pan, PAN.as_bytes()).unwrap();
+        b.set_numeric(Field::Stan, 7).unwrap();
+        b.set(Field::TerminalId, b"T0000009").unwrap();
+        let block = encrypt_pin_block(tpk, PAN, pin).unwrap();
+        b.set(Field::PinBlock, &block).unwrap();
+        let bytes = b.build_with_mac(|data| retail_mac(tak, data)).unwrap();
+        Message::parse(bytes).unwrap()
+    }
+
+    fn pin_of(pre: &Prechecked, terminal: &Terminal, msg: &Message) -> Option<String> {
+        let pan = Pan::parse(PAN).unwrap();
+        pre.with_pin(terminal, &pan, msg.pin_block().unwrap(), |clear| {
+            clear.ok().map(|pin| pin.digits().to_owned())
+        })
+    }
+
+    #[test]
+    fn results_under_the_current_keys_are_used() {
+        let (tpk, tak) = (key(0x11), key(0x22));
+        let terminal = terminal(tpk.clone(), tak.clone());
+        let msg = request(tpk.schedule(), tak.schedule(), "1234");
+        let pre = Prechecked::new(&msg, Some(terminal.keys()));
+        assert!(pre.mac_valid(&msg, &terminal));
+        assert_eq!(pin_of(&pre, &terminal, &msg).as_deref(), Some("1234"));
+        assert_eq!(pre.keys_to_learn(&terminal), None);
+    }
+
+    #[test]
+    fn results_under_stale_or_no_keys_are_done_again() {
+        let (tpk, tak) = (key(0x11), key(0x22));
+        let terminal = terminal(tpk.clone(), tak.clone());
+        let msg = request(tpk.schedule(), tak.schedule(), "1234");
+        let stale = TerminalKeys {
+            tpk: key(0x33),
+            tak: Some(key(0x44)),
+        };
+        for pre in [
+            Prechecked::new(&msg, Some(stale)),
+            Prechecked::new(&msg, None),
+        ] {
+            assert!(
+                pre.mac_valid(&msg, &terminal),
+                "checked under the current TAK"
+            );
+            assert_eq!(pin_of(&pre, &terminal, &msg).as_deref(), Some("1234"));
+            assert_eq!(pre.keys_to_learn(&terminal), Some(terminal.keys()));
+        }
+    }
+
+    #[test]
+    fn a_wrong_mac_stays_wrong() {
+        let (tpk, tak) = (key(0x11), key(0x22));
+        let terminal = terminal(tpk.clone(), tak);
+        let msg = request(tpk.schedule(), key(0x55).schedule(), "1234");
+        let pre = Prechecked::new(&msg, Some(terminal.keys()));
+        assert!(!pre.mac_valid(&msg, &terminal));
+        assert!(!Prechecked::new(&msg, None).mac_valid(&msg, &terminal));
+    }
+}
