@@ -62,6 +62,16 @@ proptest! {
         for (field, value) in &shuffled {
             builder.set(*field, value).unwrap();
         }
+        // Before any reset, fields set out of order may still wait to be put in place: the
+        // builder reads, builds and MACs as if they were.
+        let in_order = builder_with(mti, &fields);
+        prop_assert_eq!(builder.fields().collect::<Vec<_>>(), in_order.fields().collect::<Vec<_>>());
+        for (field, value) in &fields {
+            prop_assert_eq!(builder.get(*field), Some(&value[..]));
+        }
+        prop_assert_eq!(builder.build().unwrap(), expected.clone());
+        let mac = |data: &[u8]| [data.len() as u8; 8];
+        prop_assert_eq!(builder.build_with_mac(mac).unwrap(), in_order.build_with_mac(mac).unwrap());
         // Set a few twice, with the final value last.
         for (field, value) in shuffled.iter().take(3) {
             builder.unset(*field);
