@@ -1,6 +1,8 @@
 //! The blacklist: every block and unblock of a card, in version order. Terminals download
 //! the changes since the version they have; offline advices are judged against it.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::ids::Pan;
@@ -14,9 +16,46 @@ pub struct BlacklistChange {
     pub at_ms: u64,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Blacklist {
     changes: Vec<BlacklistChange>,
+    /// Positions in `changes` of each card's changes, oldest first, so that judging an offline
+    /// advice reads that card's few changes instead of the whole list (a catch-up judges
+    /// hundreds of thousands). Derived: not stored, rebuilt when loaded.
+    by_pan: BTreeMap<Pan, Vec<usize>>,
+}
+
+/// The stored form: the changes only (the same bytes as before the index existed).
+#[derive(Serialize)]
+#[serde(rename = "Blacklist")]
+struct StoredRef<'a> {
+    changes: &'a [BlacklistChange],
+}
+
+#[derive(Deserialize)]
+#[serde(rename = "Blacklist")]
+struct Stored {
+    changes: Vec<BlacklistChange>,
+}
+
+impl Serialize for Blacklist {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredRef {
+            changes: &self.changes,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blacklist {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let stored = Stored::deserialize(deserializer)?;
+        let mut blacklist = Blacklist::default();
+        for change in stored.changes {
+            blacklist.push(change);
+        }
+        Ok(blacklist)
+    }
 }
 
 impl Blacklist {
@@ -26,13 +65,21 @@ impl Blacklist {
 
     pub fn record(&mut self, pan: Pan, blocked: bool, at_ms: u64) -> u64 {
         let version = self.version() + 1;
-        self.changes.push(BlacklistChange {
+        self.push(BlacklistChange {
             version,
             pan,
             blocked,
             at_ms,
         });
         version
+    }
+
+    fn push(&mut self, change: BlacklistChange) {
+        self.by_pan
+            .entry(change.pan)
+            .or_default()
+            .push(self.changes.len());
+        self.changes.push(change);
     }
 
     /// Changes after `since`, oldest first.
@@ -51,7 +98,7 @@ impl Blacklist {
     /// them to the set at `since` gives the same set as applying [`Blacklist::since`] in order,
     /// which is what the terminal download (PROTOCOL.md 3.1) serves.
     pub fn delta_since(&self, since: u64) -> (u64, Vec<Pan>, Vec<Pan>) {
-        let mut latest: std::collections::BTreeMap<Pan, bool> = Default::default();
+        let mut latest: BTreeMap<Pan, bool> = Default::default();
         for change in self.since(since) {
             latest.insert(change.pan, change.blocked);
         }
@@ -79,11 +126,12 @@ impl Blacklist {
     /// The latest change to `pan` made at or before host time `at_ms`: whether the card was
     /// blocked then, and in which version that became known.
     pub fn change_as_of(&self, pan: &Pan, at_ms: u64) -> Option<&BlacklistChange> {
-        self.changes
+        self.by_pan
+            .get(pan)?
             .iter()
             .rev()
-            .filter(|c| c.at_ms <= at_ms)
-            .find(|c| &c.pan == pan)
+            .map(|&position| &self.changes[position])
+            .find(|c| c.at_ms <= at_ms)
     }
 }
 
@@ -98,10 +146,8 @@ mod tests {
         Pan::parse(&format!("{body}{check}")).unwrap()
     }
 
-    /// The delta from any version brings the set at that version to the current set, the
-    /// same as replaying the changes one by one (what a terminal does with its pages).
-    #[test]
-    fn delta_since_any_version_equals_replaying_the_changes() {
+    /// Blocks and unblocks of four cards, change `i` made at `i * spacing_ms`.
+    fn scripted(spacing_ms: u64) -> Blacklist {
         let mut blacklist = Blacklist::default();
         let script = [
             (1, true),
@@ -113,9 +159,17 @@ mod tests {
             (4, true),
             (4, false),
         ];
-        for (at, (serial, blocked)) in script.iter().enumerate() {
-            blacklist.record(pan(*serial), *blocked, at as u64);
+        for (i, (serial, blocked)) in script.iter().enumerate() {
+            blacklist.record(pan(*serial), *blocked, i as u64 * spacing_ms);
         }
+        blacklist
+    }
+
+    /// The delta from any version brings the set at that version to the current set, the
+    /// same as replaying the changes one by one (what a terminal does with its pages).
+    #[test]
+    fn delta_since_any_version_equals_replaying_the_changes() {
+        let blacklist = scripted(1);
         let set_at = |version: u64| -> BTreeSet<Pan> {
             let mut set = BTreeSet::new();
             for change in &blacklist.since(0)[..version as usize] {
@@ -140,5 +194,44 @@ mod tests {
             assert!(added.iter().all(|p| !removed.contains(p)));
         }
         assert_eq!(blacklist.delta_since(5), (8, vec![pan(1)], vec![pan(4)]));
+    }
+
+    /// The per-card index answers as a scan of every change would, and survives a store and
+    /// load (it is rebuilt, not stored).
+    #[test]
+    fn change_as_of_equals_a_scan_before_and_after_loading() {
+        let blacklist = scripted(10);
+        let scan = |b: &Blacklist, p: &Pan, at: u64| -> Option<BlacklistChange> {
+            b.since(0)
+                .iter()
+                .rev()
+                .filter(|c| c.at_ms <= at)
+                .find(|c| &c.pan == p)
+                .copied()
+        };
+        let bytes = postcard::to_stdvec(&blacklist).unwrap();
+        let loaded: Blacklist = postcard::from_bytes(&bytes).unwrap();
+        // The same bytes as the plain derived struct it used to be.
+        #[derive(Serialize)]
+        struct Before {
+            changes: Vec<BlacklistChange>,
+        }
+        let before = Before {
+            changes: blacklist.since(0).to_vec(),
+        };
+        assert_eq!(bytes, postcard::to_stdvec(&before).unwrap());
+        for b in [&blacklist, &loaded] {
+            for serial in 1..=4 {
+                for at in 0..90 {
+                    let p = pan(serial);
+                    assert_eq!(
+                        b.change_as_of(&p, at).copied(),
+                        scan(b, &p, at),
+                        "{serial} {at}"
+                    );
+                }
+            }
+        }
+        assert_eq!(loaded.version(), 8);
     }
 }
