@@ -4,6 +4,7 @@
 //! replay rebuilds it exactly.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -263,24 +264,27 @@ impl Batch {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Batches {
-    batches: BTreeMap<BatchKey, Batch>,
+    /// Each batch behind an `Arc`: a snapshot copies pointers, not every sale of every batch,
+    /// on the engine thread; the first write after it copies that one batch.
+    batches: BTreeMap<BatchKey, Arc<Batch>>,
     /// Each terminal's batch of its latest financial message: where a decline's STAN goes.
     current: BTreeMap<TerminalId, u32>,
 }
 
 impl Batches {
     pub fn get(&self, key: &BatchKey) -> Option<&Batch> {
-        self.batches.get(key)
+        self.batches.get(key).map(Arc::as_ref)
     }
 
     pub fn is_closed(&self, key: &BatchKey) -> bool {
-        self.batches.get(key).is_some_and(Batch::is_closed)
+        self.get(key).is_some_and(Batch::is_closed)
     }
 
     /// Batches that closed in `day`, in (terminal, batch) order.
     pub fn closed_in(&self, day: BusinessDay) -> impl Iterator<Item = (&BatchKey, &Batch)> + '_ {
         self.batches
             .iter()
+            .map(|(key, batch)| (key, batch.as_ref()))
             .filter(move |(_, b)| b.at_close.is_some_and(|at| at.business_day == day))
     }
 
@@ -298,7 +302,7 @@ impl Batches {
 
     fn batch_mut(&mut self, key: BatchKey) -> &mut Batch {
         self.current.insert(key.terminal, key.batch);
-        self.batches.entry(key).or_default()
+        Arc::make_mut(self.batches.entry(key).or_default())
     }
 
     /// Keeps the batch in step with a posting from a terminal. `original` is the transfer a
@@ -349,7 +353,7 @@ impl Batches {
                 if let Some(entry) = self
                     .batches
                     .get_mut(&original_key)
-                    .and_then(|b| b.transactions.get_mut(&original_txn))
+                    .and_then(|b| Arc::make_mut(b).transactions.get_mut(&original_txn))
                 {
                     entry.reversed = true;
                 }
@@ -404,7 +408,7 @@ impl Batches {
                 batch.uploads.push(*upload);
             }
             BatchEvent::Closed { batch, closing } => {
-                let batch = self.batches.entry(*batch).or_default();
+                let batch = Arc::make_mut(self.batches.entry(*batch).or_default());
                 assert!(batch.closing.is_none(), "a batch closes once");
                 batch.closing = Some(*closing);
                 batch.at_close = Some(AtClose {
