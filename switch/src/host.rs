@@ -14,7 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::clock::{now_ms, DateTime};
+use crate::clock::{next_day, now_ms, parse_hh_mm, DateTime};
 use crate::config::Config;
 use crate::metrics::{Metrics, StateGauges};
 use crate::policy::Policy;
@@ -174,7 +174,15 @@ async fn recover(config: &Config, metrics: &Metrics) -> anyhow::Result<Engine<Ho
 /// A fresh data directory gets its genesis (and demo data when asked for).
 async fn initialise(host: &Arc<Host>) -> anyhow::Result<()> {
     let now = now_ms();
-    let today = DateTime::from_epoch_ms(now, host.config.host.utc_offset_minutes).business_day();
+    let local = DateTime::from_epoch_ms(now, host.config.host.utc_offset_minutes);
+    let cutover = parse_hh_mm(&host.config.host.cutover_time).expect("validated cut-over time");
+    // Started after today's cut-over: today's business is over, the first day is tomorrow
+    // (otherwise the day would close at once, empty).
+    let today = if local.minutes_of_day() >= cutover {
+        next_day(local.business_day())
+    } else {
+        local.business_day()
+    };
     let demo = host.config.demo.seed;
     let policy = host.policy.clone();
     let seeded = host
