@@ -138,7 +138,7 @@ pub fn upload(
     let already_uploaded = state
         .batches
         .get(&key)
-        .is_some_and(|b| b.uploads.iter().any(|u| u.txn == txn));
+        .is_some_and(|b| b.has_upload_of(&txn));
     if already_uploaded {
         return answer(day, ResponseCode::Approved, None);
     }

@@ -199,6 +199,16 @@ impl Batch {
         self.closing.is_some()
     }
 
+    /// Whether `txn` came in an upload already: the flag of a transaction the batch holds
+    /// (looked up, so that checking a whole upload is not quadratic), else the uploads the
+    /// host did not post (a refund it never approved), which are few.
+    pub fn has_upload_of(&self, txn: &TxnKey) -> bool {
+        match self.transactions.get(txn) {
+            Some(known) => known.uploaded,
+            None => self.uploads.iter().any(|u| u.txn == *txn),
+        }
+    }
+
     /// STANs missing between the lowest and the highest the batch has.
     pub fn stan_gaps(&self) -> Vec<u32> {
         self.stan_gaps_iter().collect()
