@@ -100,6 +100,7 @@ pub fn upload(t: &mut TestTerminal, sale: &Sale, rrn: Option<&str>) -> Option<Me
         Some(sale.amount_minor),
         None,
     );
+    t.give_back_stan();
     b.unset(Field::TransmissionDateTime);
     b.set_numeric(Field::Stan, sale.stan as u64).unwrap();
     with_local(&mut b, &sale.local);

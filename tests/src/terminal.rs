@@ -54,6 +54,12 @@ impl TestTerminal {
         self.stan
     }
 
+    /// Gives back the STAN the last request built took: a 0320 carries its original's F11
+    /// and uses no number of its own.
+    pub fn give_back_stan(&mut self) {
+        self.stan -= 1;
+    }
+
     /// A fresh F7 (MMDDhhmmss) each call, so requests never look like retransmissions.
     pub fn next_f7(&mut self) -> String {
         self.clock += 1;

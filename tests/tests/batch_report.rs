@@ -249,8 +249,11 @@ fn stans_missing_from_the_batch_are_listed_as_gaps() {
     online_purchase(&mut t, STAFF, 100);
     // Records the terminal lost: their STANs never reached the host.
     let lost_first = [t.next_stan(), t.next_stan()];
-    // A declined request is a STAN the host has seen.
+    // A declined request is a STAN the host has seen, and so are a balance inquiry and an
+    // echo: the terminal numbers every message from one counter.
     assert_ne!(code(&t.purchase(STAFF, 60_000, None)), "00");
+    assert_eq!(code(&t.balance(STAFF, None)), "00");
+    assert_eq!(code(&t.network(301, None)), "00");
     online_purchase(&mut t, STAFF, 200);
     let lost_later = t.next_stan();
     let (_, answer) = advice(&mut t, STAFF, 300, &local_time(-60));

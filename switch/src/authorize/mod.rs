@@ -28,6 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::policy::Policy;
 use crate::state::answers::{Answer, Reply, RequestKey};
 use crate::state::bank::PendingTopUp;
+use crate::state::batches::BatchEvent;
 use crate::state::ids::{MerchantId, TerminalId};
 use crate::state::registry::{Terminal, TerminalKey};
 use crate::state::{HostEvent, HostState};
@@ -430,6 +431,18 @@ pub fn terminal_request_with_bank(
         ),
     };
     decision.mac_key = mac_key;
+    if matches!(
+        kind,
+        RequestType::NetworkManagement | RequestType::BalanceInquiry | RequestType::Settlement
+    ) {
+        // Terminals number every message from one counter: without this, these STANs would
+        // show as gaps in the batch's report.
+        tx.emit(HostEvent::Batch(BatchEvent::Seen {
+            terminal: terminal.terminal.id,
+            batch: msg.batch(),
+            stan: key.stan,
+        }));
+    }
     if answers_kept && step.is_none() {
         let day = tx.state().business_day;
         tx.emit(HostEvent::Answered(Answer {

@@ -139,6 +139,14 @@ pub enum BatchEvent {
         batch: BatchKey,
         closing: Closing,
     },
+    /// A request that changes no batch (balance inquiry, 0500, 0800) used this STAN: it is in
+    /// the batch's sequence, not a gap. `batch` is its F60; without one (0800), the
+    /// terminal's current batch.
+    Seen {
+        terminal: TerminalId,
+        batch: Option<u32>,
+        stan: u32,
+    },
 }
 
 /// An approved sale or refund of the batch, online or offline.
@@ -385,6 +393,22 @@ impl Batches {
     /// Applies a batch event; `business_day` is the host's current day (when a batch closes).
     pub fn apply(&mut self, event: &BatchEvent, business_day: BusinessDay) {
         match event {
+            BatchEvent::Seen {
+                terminal,
+                batch: Some(batch),
+                stan,
+            } => {
+                let key = BatchKey {
+                    terminal: *terminal,
+                    batch: *batch,
+                };
+                self.batch_mut(key).stans.insert(*stan);
+            }
+            BatchEvent::Seen {
+                terminal,
+                batch: None,
+                stan,
+            } => self.on_answered(*terminal, *stan),
             BatchEvent::OfflineSale(sale) => {
                 let batch = self.batch_mut(sale.batch);
                 assert!(
