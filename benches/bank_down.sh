@@ -13,25 +13,10 @@ TERMINALS=${TERMINALS:-32}
 DEPTH=${DEPTH:-4}
 DURATION=${DURATION:-10s}
 PROFILE=${PROFILE:-release}
-TOKEN=bench-admin-token-0123456789
 
-if [[ $PROFILE == release ]]; then
-    cargo build --release --locked -p switch -p loadgen --bins
-else
-    cargo build --locked -p switch -p loadgen --bins
-fi
-BIN="${CARGO_TARGET_DIR:-target}/$PROFILE"
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+source benches/common.sh
+build "$PROFILE"
+
 control() { # one banksim control command
     python3 - "$CONTROL_PORT" "$1" <<'PY'
 import socket, sys
@@ -46,35 +31,22 @@ link_state() {
 
 BANK_PORT=$(free_port)
 CONTROL_PORT=$(free_port)
-TERMINAL_ADDR=127.0.0.1:$(free_port)
-ADMIN_ADDR=127.0.0.1:$(free_port)
 "$BIN/banksim" --listen "127.0.0.1:$BANK_PORT" --control "127.0.0.1:$CONTROL_PORT" \
     --outbox-dir "$WORK/outbox" >"$WORK/banksim.log" 2>&1 &
 PIDS+=($!)
-cat >"$WORK/bursar.toml" <<TOML
-[admin.tokens]
-bench = "$TOKEN"
-[bank]
-timeout_ms = 500
-echo_interval_ms = 1000
-reconnect_min_ms = 100
-reconnect_max_ms = 1000
-TOML
-RUST_LOG=warn "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" --outbox-dir "$WORK/outbox" \
-    --terminal-addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" --bank-addr "127.0.0.1:$BANK_PORT" \
-    2>"$WORK/bursar.log" &
-PIDS+=($!)
+start_bursar "$(printf '[bank]\ntimeout_ms = 500\necho_interval_ms = 1000\nreconnect_min_ms = 100\nreconnect_max_ms = 1000')" \
+    --bank-addr "127.0.0.1:$BANK_PORT"
 for _ in $(seq 300); do
     [[ $(link_state) == 1 ]] && break
     sleep 0.1
 done
 [[ $(link_state) == 1 ]] || { echo "bank link never signed on" >&2; exit 1; }
 
-run() { # run NAME MIX: one loadgen run, its report as $WORK/NAME.json
+run() { # run NAME MIX: one loadgen run, its report as $OUT/NAME.json
     echo "== $1 (bank link signed_on=$(link_state))" >&2
-    "$BIN/loadgen" run --addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" --admin-token "$TOKEN" \
-        --terminals "$TERMINALS" --depth "$DEPTH" --duration "$DURATION" --mix "$2" --json >"$WORK/$1.json"
-    jq -r '"   \(.answered) answered, \(.throughput_per_s | floor)/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us; codes \(.codes | tostring); errors \(.errors | tostring)"' "$WORK/$1.json" >&2
+    "$BIN/loadgen" run "${BURSAR[@]}" \
+        --terminals "$TERMINALS" --depth "$DEPTH" --duration "$DURATION" --mix "$2" --json >"$OUT/$1.json"
+    jq -r '"   \(.answered) answered, \(.throughput_per_s | floor)/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us; codes \(.codes | tostring); errors \(.errors | tostring)"' "$OUT/$1.json" >&2
 }
 
 run link_up purchase=100
@@ -87,12 +59,12 @@ done
 run link_down purchase=100
 run link_down_topups purchase=90,topup=10
 
-UP=$(jq -r '.throughput_per_s | floor' "$WORK/link_up.json")
-DOWN=$(jq -r '.throughput_per_s | floor' "$WORK/link_down.json")
+UP=$(field link_up '.throughput_per_s | floor')
+DOWN=$(field link_down '.throughput_per_s | floor')
 cat <<REPORT
 
 machine: $(nproc) CPUs; $TERMINALS terminals, depth $DEPTH, $DURATION per run, $PROFILE build
 purchases, bank link up:   $UP/s
 purchases, bank link down: $DOWN/s = $(jq -n "$DOWN * 100 / $UP | floor") % of the link-up rate
-link down with 10 % top-ups: codes $(jq -c '.codes' "$WORK/link_down_topups.json") (top-ups 91 at once)
+link down with 10 % top-ups: codes $(field link_down_topups '.codes | tostring') (top-ups 91 at once)
 REPORT

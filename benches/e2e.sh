@@ -17,31 +17,10 @@ DEPTH=${DEPTH:-8}
 DURATION=${DURATION:-15s}
 MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
 CARDS=${CARDS:-1024}
-TOKEN=bench-admin-token-0123456789
 
-cargo build --release --locked -p switch -p loadgen --bins
-BIN="${CARGO_TARGET_DIR:-target}/release"
-# One descriptor per connection, on both sides: as many as the hard limit allows.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+source benches/common.sh
+build release
 
-WORK=$(mktemp -d)
-OUT=${OUT:-$WORK}
-mkdir -p "$OUT"
-HOST_PID=
-cleanup() {
-    if [[ -n $HOST_PID ]]; then kill "$HOST_PID" 2>/dev/null || true; wait "$HOST_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK/data" "$WORK/outbox"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-stop_host() {
-    kill "$HOST_PID"
-    wait "$HOST_PID" 2>/dev/null || true
-    HOST_PID=
-}
 loadgen() { # loadgen NAME ARGS...: one run, its report kept as $OUT/NAME.json
     local name=$1
     shift
@@ -50,40 +29,21 @@ loadgen() { # loadgen NAME ARGS...: one run, its report kept as $OUT/NAME.json
         --json "$@" >"$OUT/$name.json"
     jq -r '"   \(.answered) answered, \(.throughput_per_s | floor)/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us, p99.9 \(.latency_us.p99_9) us, max \(.latency_us.max) us; codes \(.codes | tostring); errors \(.errors | tostring)"' "$OUT/$name.json" >&2
 }
-field() { jq -r "$2" "$OUT/$1.json"; }
 
 # 1. The echo host, closed loop.
-ECHO_ADDR=127.0.0.1:$(free_port)
-"$BIN/loadgen" echo-host --addr "$ECHO_ADDR" 2>"$WORK/echo.log" &
-HOST_PID=$!
-sleep 0.5
+start_echo_host
 loadgen echo_peak --addr "$ECHO_ADDR" --depth "$DEPTH"
 stop_host
 
 # 2. Bursar, same settings, then an open loop at half of its peak.
-TERMINAL_ADDR=127.0.0.1:$(free_port)
-ADMIN_ADDR=127.0.0.1:$(free_port)
-cat >"$WORK/bursar.toml" <<TOML
-[admin.tokens]
-bench = "$TOKEN"
-TOML
-RUST_LOG=warn "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" --outbox-dir "$WORK/outbox" \
-    --terminal-addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" 2>"$WORK/bursar.log" &
-HOST_PID=$!
-for _ in $(seq 100); do
-    curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break
-    sleep 0.1
-done
-BURSAR=(--addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" --admin-token "$TOKEN")
+start_bursar
 loadgen bursar_peak "${BURSAR[@]}" --depth "$DEPTH"
 HALF=$(field bursar_peak '.throughput_per_s / 2 | floor')
 loadgen bursar_half "${BURSAR[@]}" --rate "$HALF"
 stop_host
 
 # 3. The echo host at that same rate: what the machine and loadgen add at that load.
-"$BIN/loadgen" echo-host --addr "$ECHO_ADDR" 2>>"$WORK/echo.log" &
-HOST_PID=$!
-sleep 0.5
+start_echo_host
 loadgen echo_half --addr "$ECHO_ADDR" --rate "$HALF"
 stop_host
 

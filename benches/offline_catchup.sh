@@ -27,30 +27,10 @@ OVERDRAFT=${OVERDRAFT:-0.1}
 # every terminal's close fail (95) and upload its whole batch (0320) before 0500 960000.
 LOST=${LOST:-0}
 TARGET_S=${TARGET_S:-20}
-TOKEN=bench-admin-token-0123456789
 
-cargo build --release --locked -p switch -p loadgen --bins
-BIN="${CARGO_TARGET_DIR:-target}/release"
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+source benches/common.sh
+build release
 
-WORK=$(mktemp -d)
-OUT=${OUT:-$WORK}
-mkdir -p "$OUT"
-HOST_PID=
-cleanup() {
-    if [[ -n $HOST_PID ]]; then kill "$HOST_PID" 2>/dev/null || true; wait "$HOST_PID" 2>/dev/null || true; fi
-    rm -rf "$WORK/data" "$WORK/outbox"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-stop_host() {
-    kill "$HOST_PID"
-    wait "$HOST_PID" 2>/dev/null || true
-    HOST_PID=
-}
 offline() { # offline NAME ARGS...: one catch-up, its report kept as $OUT/NAME.json
     local name=$1
     shift
@@ -60,31 +40,15 @@ offline() { # offline NAME ARGS...: one catch-up, its report kept as $OUT/NAME.j
         --lost-percent "$LOST" --json "$@" >"$OUT/$name.json"
     jq -r '"   \(.sales.total) sales, \(.advices_acknowledged) advices acknowledged, \(.duplicates_detected)/\(.sales.resent) duplicates recognised; batches \(.batches | tostring); \(.elapsed_s * 100 | floor / 100) s, \(.answered_per_s | floor) responses/s; codes \(.codes_by_mti | tostring); errors \(.errors | tostring)"' "$OUT/$name.json" >&2
 }
-field() { jq -r "$2" "$OUT/$1.json"; }
 
 # 1. The echo host: what loadgen and the machine take for the same messages.
-ECHO_ADDR=127.0.0.1:$(free_port)
-"$BIN/loadgen" echo-host --addr "$ECHO_ADDR" 2>"$WORK/echo.log" &
-HOST_PID=$!
-sleep 0.5
+start_echo_host
 offline echo --addr "$ECHO_ADDR"
 stop_host
 
 # 2. Bursar.
-TERMINAL_ADDR=127.0.0.1:$(free_port)
-ADMIN_ADDR=127.0.0.1:$(free_port)
-cat >"$WORK/bursar.toml" <<TOML
-[admin.tokens]
-bench = "$TOKEN"
-TOML
-RUST_LOG=warn "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" --outbox-dir "$WORK/outbox" \
-    --terminal-addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" 2>"$WORK/bursar.log" &
-HOST_PID=$!
-for _ in $(seq 100); do
-    curl -sf "http://$ADMIN_ADDR/readyz" >/dev/null && break
-    sleep 0.1
-done
-offline bursar --addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" --admin-token "$TOKEN"
+start_bursar
+offline bursar "${BURSAR[@]}"
 stop_host
 
 ECHO_S=$(field echo '.elapsed_s')
