@@ -55,7 +55,7 @@ start_bursar() {
     TERMINAL_ADDR=127.0.0.1:$(free_port)
     ADMIN_ADDR=127.0.0.1:$(free_port)
     printf '[admin.tokens]\nbench = "%s"\n%s\n' "$TOKEN" "$toml" >"$WORK/bursar.toml"
-    RUST_LOG=warn "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" \
+    RUST_LOG=${RUST_LOG:-warn} "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" \
         --outbox-dir "$WORK/outbox" --terminal-addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" \
         "$@" 2>"$WORK/bursar.log" &
     HOST_PID=$!
