@@ -4,6 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use codec::{Field, Message, MessageBuilder, Mti};
+use loadgen::clock::WireTime;
 
 use crate::demo::{MERCHANT, TERMINAL};
 use crate::terminal::code;
@@ -24,22 +25,8 @@ pub fn local_time(shift_secs: i64) -> String {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let secs = now + shift_secs + UTC_OFFSET_SECS;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days, month and day only.
-    let z = days + 719_468;
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    format!(
-        "{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    let f7 = WireTime::from_unix((now + shift_secs + UTC_OFFSET_SECS) as u64).f7;
+    String::from_utf8(f7.to_vec()).expect("digits")
 }
 
 /// An offline sale as the terminal keeps it: its STAN and local time are its identity.

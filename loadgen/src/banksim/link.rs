@@ -323,8 +323,8 @@ fn decide(sim: &Sim, request: &Message) -> anyhow::Result<Bytes> {
 /// The bank's own 0800 with network code F70 (201 cutover, 301 echo).
 pub fn network_request(network_code: u64, stan: u32) -> Bytes {
     let mut b = MessageBuilder::new(Mti::NETWORK_REQUEST);
-    let f7 = crate::banksim::control::utc_mmddhhmmss();
-    b.set(Field::TransmissionDateTime, f7.as_bytes())
+    let f7 = crate::clock::WireTime::now().f7;
+    b.set(Field::TransmissionDateTime, &f7)
         .and_then(|b| b.set_numeric(Field::Stan, stan as u64))
         .and_then(|b| b.set_numeric(Field::NetworkCode, network_code))
         .expect("valid fields");
