@@ -45,6 +45,25 @@ pub enum TransferKind {
     Reversal,
 }
 
+impl TransferKind {
+    /// The kind's name in statements, reports and clearing files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransferKind::Purchase => "purchase",
+            TransferKind::Refund => "refund",
+            TransferKind::TopUp => "topup",
+            TransferKind::OfflinePurchase => "offline_purchase",
+            TransferKind::OfflineRejected => "offline_rejected",
+            TransferKind::Deposit => "deposit",
+            TransferKind::Withdrawal => "withdrawal",
+            TransferKind::Subsidy => "subsidy",
+            TransferKind::Replacement => "replacement",
+            TransferKind::Cancellation => "cancellation",
+            TransferKind::Reversal => "reversal",
+        }
+    }
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Channel {
     Online,

@@ -10,7 +10,6 @@ use ledger::book::Totals;
 use serde_json::{json, Value};
 
 use super::reply::ApiError;
-use super::statement::kind_name;
 use super::HostRef;
 use crate::authorize::host_totals;
 use crate::clock::DateTime;
@@ -108,7 +107,7 @@ fn report_json(state: &HostState, key: &BatchKey, batch: &Batch) -> Value {
         .map(|(txn, t)| {
             with(
                 txn_json(txn, t.amount_minor),
-                json!({ "type": kind_name(t.kind), "rrn": rrn_of(t.transfer) }),
+                json!({ "type": t.kind.name(), "rrn": rrn_of(t.transfer) }),
             )
         })
         .collect();

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::change::{change, OperatorRef};
-use super::reply::{parse_json, ApiError};
+use super::reply::{created_unless_repeated, parse_json, ApiError};
 use super::HostRef;
 use crate::money::{format_amount, parse_amount};
 use crate::ops::audit::Change;
@@ -199,11 +199,7 @@ async fn desk(
         Ok((result, Change::new(pan.masked(), detail)))
     })
     .await?;
-    let status = if result.repeated {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = created_unless_repeated(result.repeated);
     Ok((
         status,
         Json(json!({

@@ -97,3 +97,13 @@ pub async fn json_errors(response: Response) -> Response {
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(body))
 }
+
+/// `201` for what a request created, `200` for a repeat of an earlier request (same
+/// reference), which created nothing.
+pub fn created_unless_repeated(repeated: bool) -> StatusCode {
+    if repeated {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    }
+}

@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query};
 use axum::Json;
 use ledger::account::Side;
-use ledger::transfer::{Channel, TransferKind};
+use ledger::transfer::Channel;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -21,22 +21,6 @@ pub struct Range {
 
 /// At most this many postings per statement page: a limit on what one request can cost.
 const STATEMENT_ROWS_MAX: usize = 10_000;
-
-pub fn kind_name(kind: TransferKind) -> &'static str {
-    match kind {
-        TransferKind::Purchase => "purchase",
-        TransferKind::Refund => "refund",
-        TransferKind::TopUp => "topup",
-        TransferKind::OfflinePurchase => "offline_purchase",
-        TransferKind::OfflineRejected => "offline_rejected",
-        TransferKind::Deposit => "deposit",
-        TransferKind::Withdrawal => "withdrawal",
-        TransferKind::Subsidy => "subsidy",
-        TransferKind::Replacement => "replacement",
-        TransferKind::Cancellation => "cancellation",
-        TransferKind::Reversal => "reversal",
-    }
-}
 
 pub async fn statement(
     host: HostRef,
@@ -82,7 +66,7 @@ pub async fn statement(
                     let merchant = std::str::from_utf8(&t.refs.merchant).ok().filter(|m| !m.starts_with('\0'));
                     json!({
                         "rrn": (t.refs.rrn != 0).then(|| format!("{:012}", t.refs.rrn)),
-                        "type": kind_name(t.kind),
+                        "type": t.kind.name(),
                         "merchant": merchant,
                         "amount": format_amount(signed),
                         "balance_after": format_amount(balance_after),

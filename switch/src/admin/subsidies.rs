@@ -1,13 +1,12 @@
 //! `POST /v1/subsidies`: all or nothing, idempotent by reference.
 
 use axum::body::Bytes;
-use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
 use super::change::{change, OperatorRef};
-use super::reply::{parse_json, ApiError};
+use super::reply::{created_unless_repeated, parse_json, ApiError};
 use super::HostRef;
 use crate::money::format_amount;
 use crate::ops::audit::Change;
@@ -51,11 +50,7 @@ pub async fn pay(
         Ok((paid, change))
     })
     .await?;
-    let status = if paid.repeated {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
+    let status = created_unless_repeated(paid.repeated);
     Ok((
         status,
         Json(json!({

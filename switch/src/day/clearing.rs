@@ -234,7 +234,7 @@ fn txn_line(
     };
     format!(
         "{rrn},{},{pan},{},{},{},{},{},{channel},{batch}\n",
-        kind_name(transfer.kind),
+        transfer.kind.name(),
         text(&refs.merchant),
         text(&refs.terminal),
         format_amount(transfer.amount_minor() as i64),
@@ -278,22 +278,6 @@ fn local_date_time(local: [u8; 10], timestamp_ms: u64, day: BusinessDay, offset:
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
         at.year, at.month, at.day, at.hour, at.minute, at.second
     )
-}
-
-fn kind_name(kind: TransferKind) -> &'static str {
-    match kind {
-        TransferKind::Purchase => "purchase",
-        TransferKind::Refund => "refund",
-        TransferKind::TopUp => "topup",
-        TransferKind::OfflinePurchase => "offline_purchase",
-        TransferKind::OfflineRejected => "offline_rejected",
-        TransferKind::Deposit => "deposit",
-        TransferKind::Withdrawal => "withdrawal",
-        TransferKind::Subsidy => "subsidy",
-        TransferKind::Replacement => "replacement",
-        TransferKind::Cancellation => "cancellation",
-        TransferKind::Reversal => "reversal",
-    }
 }
 
 /// RFC 4180: a field with a comma, quote or line break is quoted, quotes doubled.
