@@ -5,12 +5,14 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::cards::card_json;
 use super::change::{change, OperatorRef};
 use super::reply::{parse_json, ApiError};
 use super::HostRef;
+use crate::authorize::HostTx;
 use crate::money::format_amount;
 use crate::ops::audit::Change;
 use crate::ops::cards::parse_pan;
@@ -18,7 +20,9 @@ use crate::ops::lifecycle::{
     cancel_card, replace_card, set_expiry, set_limits, set_pin, ExpiryRequest, LimitsUpdate,
     PinRequest, ReplaceRequest,
 };
+use crate::policy::Policy;
 use crate::state::cards::LimitOverrides;
+use crate::state::ids::Pan;
 
 pub async fn replace(
     host: HostRef,
@@ -89,26 +93,54 @@ pub async fn cancel(
     Ok(Json(body))
 }
 
+/// The card updates that answer with the card as it now is: parse the PAN and the body, make
+/// the change with its audit entry (`update` returns the entry's detail), answer with the card.
+async fn update_card<R, F>(
+    host: HostRef,
+    operator: OperatorRef,
+    action: &'static str,
+    pan: &str,
+    body: &[u8],
+    update: F,
+) -> Result<Json<Value>, ApiError>
+where
+    R: DeserializeOwned + Send + 'static,
+    F: FnOnce(&mut HostTx<'_>, &Policy, &Pan, R) -> Result<String, ApiError> + Send + 'static,
+{
+    let pan = parse_pan(pan)?;
+    let request: R = parse_json(body)?;
+    let policy = host.policy.clone();
+    let body = change(&host, &operator, action, move |tx, _| {
+        let detail = update(tx, &policy, &pan, request)?;
+        let state = tx.state();
+        let card = state.card(&pan).expect("the update found the card");
+        Ok((
+            card_json(state, card, &policy),
+            Change::new(pan.masked(), detail),
+        ))
+    })
+    .await?;
+    Ok(Json(body))
+}
+
 pub async fn pin(
     host: HostRef,
     operator: OperatorRef,
     Path(pan): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let pan = parse_pan(&pan)?;
-    let request: PinRequest = parse_json(&body)?;
-    let policy = host.policy.clone();
-    let body = change(&host, &operator, "card.pin_set", move |tx, _| {
-        set_pin(tx, &policy, &pan, &request)?;
-        let state = tx.state();
-        let body = card_json(state, state.card(&pan).expect("checked"), &policy);
-        Ok((
-            body,
-            Change::new(pan.masked(), "new PIN set, failed tries reset"),
-        ))
-    })
-    .await?;
-    Ok(Json(body))
+    update_card(
+        host,
+        operator,
+        "card.pin_set",
+        &pan,
+        &body,
+        |tx, policy, pan, request: PinRequest| {
+            set_pin(tx, policy, pan, &request)?;
+            Ok("new PIN set, failed tries reset".to_owned())
+        },
+    )
+    .await
 }
 
 fn describe(limits: &LimitOverrides) -> String {
@@ -130,18 +162,22 @@ pub async fn limits(
     Path(pan): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let pan = parse_pan(&pan)?;
-    let update: LimitsUpdate = parse_json(&body)?;
-    let policy = host.policy.clone();
-    let body = change(&host, &operator, "card.limits_set", move |tx, _| {
-        let (before, after) = set_limits(tx, &pan, &update)?;
-        let state = tx.state();
-        let body = card_json(state, state.card(&pan).expect("checked"), &policy);
-        let detail = format!("own limits {} -> {}", describe(&before), describe(&after));
-        Ok((body, Change::new(pan.masked(), detail)))
-    })
-    .await?;
-    Ok(Json(body))
+    update_card(
+        host,
+        operator,
+        "card.limits_set",
+        &pan,
+        &body,
+        |tx, _, pan, update: LimitsUpdate| {
+            let (before, after) = set_limits(tx, pan, &update)?;
+            Ok(format!(
+                "own limits {} -> {}",
+                describe(&before),
+                describe(&after)
+            ))
+        },
+    )
+    .await
 }
 
 pub async fn expiry(
@@ -150,19 +186,25 @@ pub async fn expiry(
     Path(pan): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let pan = parse_pan(&pan)?;
-    let request: ExpiryRequest = parse_json(&body)?;
-    let policy = host.policy.clone();
-    let body = change(&host, &operator, "card.expiry_set", move |tx, _| {
-        let before = set_expiry(tx, &pan, &request)?;
-        let state = tx.state();
-        let card = state.card(&pan).expect("checked");
-        let detail = format!("expiry {} -> {}", before.as_yymm(), card.expiry.as_yymm());
-        Ok((
-            card_json(state, card, &policy),
-            Change::new(pan.masked(), detail),
-        ))
-    })
-    .await?;
-    Ok(Json(body))
+    update_card(
+        host,
+        operator,
+        "card.expiry_set",
+        &pan,
+        &body,
+        |tx, _, pan, request: ExpiryRequest| {
+            let before = set_expiry(tx, pan, &request)?;
+            let after = tx
+                .state()
+                .card(pan)
+                .expect("the update found the card")
+                .expiry;
+            Ok(format!(
+                "expiry {} -> {}",
+                before.as_yymm(),
+                after.as_yymm()
+            ))
+        },
+    )
+    .await
 }
