@@ -1,12 +1,17 @@
 //! The options of every mode that simulates a fleet against a host (`run`, `offline`): where
 //! the host is, the fleet's size, and its provisioning through the admin API.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Args;
 use rand::Rng;
+use serde::Serialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 
 use crate::fleet::{self, AdminClient, Fleet, FleetPlan};
 
@@ -69,8 +74,7 @@ impl FleetArgs {
             cards: self.cards,
             mac_percent: self.mac_percent,
             pin_threshold_minor,
-            card_balance_minor: fleet::parse_amount(&self.card_balance)
-                .map_err(|e| anyhow::anyhow!("--card-balance: {e}"))?,
+            card_balance_minor: amount_arg("card-balance", &self.card_balance)?,
             offline_floor_limit_minor,
         };
         plan.validate()?;
@@ -102,4 +106,47 @@ impl FleetArgs {
         );
         Ok(seconds)
     }
+
+    /// Prints a mode's report: JSON with `--json`, else its text.
+    pub fn print_report(
+        &self,
+        report: &impl Serialize,
+        text: impl FnOnce() -> String,
+    ) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(report)?);
+        } else {
+            print!("{}", text());
+        }
+        Ok(())
+    }
+}
+
+/// An amount option (`--{flag}`) in major units, e.g. `20.00`, as minor units.
+pub fn amount_arg(flag: &str, text: &str) -> anyhow::Result<u64> {
+    fleet::parse_amount(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))
+}
+
+/// Sign-ons in progress at once, so that thousands of terminals do not overflow the host's
+/// accept backlog all in the same millisecond.
+const SIGN_ONS_AT_ONCE: usize = 256;
+
+/// Spawns one task per terminal (`session(index, permit)`); each first waits for one of
+/// [`SIGN_ONS_AT_ONCE`] permits, which the session gives back once it has signed on.
+pub fn spawn_terminals<F, Fut>(count: usize, session: F) -> Vec<JoinHandle<Fut::Output>>
+where
+    F: Fn(usize, OwnedSemaphorePermit) -> Fut + Clone + Send + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: Send + 'static,
+{
+    let sign_ons = Arc::new(Semaphore::new(SIGN_ONS_AT_ONCE));
+    (0..count)
+        .map(|index| {
+            let (session, sign_ons) = (session.clone(), sign_ons.clone());
+            tokio::spawn(async move {
+                let permit = sign_ons.acquire_owned().await.expect("never closed");
+                session(index, permit).await
+            })
+        })
+        .collect()
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::fleet::{self, FleetPlan};
-use crate::fleet_args::FleetArgs;
+use crate::fleet::FleetPlan;
+use crate::fleet_args::{amount_arg, spawn_terminals, FleetArgs};
 use crate::mix::Mix;
 use crate::report::{progress_line, Report, RunShape};
 use crate::session::{self, Budget, Pace, Shared, IN_FLIGHT_MAX};
@@ -47,24 +47,14 @@ pub struct RunArgs {
     pub pin_threshold: String,
 }
 
-/// Sign-ons in progress at once, so that thousands of terminals do not overflow the host's
-/// accept backlog all in the same millisecond.
-const SIGN_ONS_AT_ONCE: usize = 256;
-
 pub fn main(args: RunArgs) -> anyhow::Result<()> {
     let report = execute(&args)?;
-    if args.fleet.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(())
+    args.fleet.print_report(&report, || report.to_text())
 }
 
 impl RunArgs {
     fn plan(&self) -> anyhow::Result<FleetPlan> {
-        let pin_threshold = fleet::parse_amount(&self.pin_threshold)
-            .map_err(|e| anyhow::anyhow!("--pin-threshold: {e}"))?;
+        let pin_threshold = amount_arg("pin-threshold", &self.pin_threshold)?;
         self.fleet.plan(pin_threshold, 0)
     }
 
@@ -127,16 +117,10 @@ pub fn execute(args: &RunArgs) -> anyhow::Result<Report> {
 async fn load(shared: Arc<Shared>, duration: Option<Duration>) -> anyhow::Result<Duration> {
     let terminals = shared.fleet.terminals.len();
     let (start_tx, start_rx) = watch::channel(None);
-    let sign_ons = Arc::new(Semaphore::new(SIGN_ONS_AT_ONCE));
-    let sessions: Vec<_> = (0..terminals)
-        .map(|index| {
-            let (shared, start, sign_ons) = (shared.clone(), start_rx.clone(), sign_ons.clone());
-            tokio::spawn(async move {
-                let permit = sign_ons.acquire_owned().await.expect("never closed");
-                session::run(shared, index, start, permit).await
-            })
-        })
-        .collect();
+    let sessions = spawn_terminals(terminals, {
+        let shared = shared.clone();
+        move |index, permit| session::run(shared.clone(), index, start_rx.clone(), permit)
+    });
     while shared.ready.load(Ordering::Acquire) < terminals as u64 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }

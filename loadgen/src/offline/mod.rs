@@ -18,10 +18,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::Args;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::fleet::{self, AdminClient, Fleet, FleetPlan};
-use crate::fleet_args::FleetArgs;
+use crate::fleet_args::{amount_arg, spawn_terminals, FleetArgs};
 use report::{OfflineReport, Shape, Tallies, Verification};
 use sales::{CardRoles, Shares};
 
@@ -94,23 +94,14 @@ pub struct Shared {
     pub report: Tallies,
 }
 
-/// Sign-ons in progress at once (as `loadgen run`).
-const SIGN_ONS_AT_ONCE: usize = 256;
-
 pub fn main(args: OfflineArgs) -> anyhow::Result<()> {
     let report = execute(&args)?;
-    if args.fleet.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print!("{}", report.to_text());
-    }
-    Ok(())
+    args.fleet.print_report(&report, || report.to_text())
 }
 
 impl OfflineArgs {
     fn plan(&self) -> anyhow::Result<FleetPlan> {
-        let floor_limit = fleet::parse_amount(&self.floor_limit)
-            .map_err(|e| anyhow::anyhow!("--floor-limit: {e}"))?;
+        let floor_limit = amount_arg("floor-limit", &self.floor_limit)?;
         // Offline sales carry no PIN.
         self.fleet.plan(0, floor_limit)
     }
@@ -221,16 +212,10 @@ fn block(fleet: &Fleet, admin: &AdminClient, range: std::ops::Range<usize>) -> a
 async fn catch_up(shared: Arc<Shared>, admin: Option<&AdminClient>) -> anyhow::Result<Duration> {
     let terminals = shared.fleet.terminals.len() as u64;
     let (stage_tx, stage_rx) = watch::channel(Stage::Download);
-    let sign_ons = Arc::new(Semaphore::new(SIGN_ONS_AT_ONCE));
-    let tasks: Vec<_> = (0..shared.fleet.terminals.len())
-        .map(|index| {
-            let (shared, stage, sign_ons) = (shared.clone(), stage_rx.clone(), sign_ons.clone());
-            tokio::spawn(async move {
-                let permit = sign_ons.acquire_owned().await.expect("never closed");
-                terminal::run(shared, index, stage, permit).await
-            })
-        })
-        .collect();
+    let tasks = spawn_terminals(shared.fleet.terminals.len(), {
+        let shared = shared.clone();
+        move |index, permit| terminal::run(shared.clone(), index, stage_rx.clone(), permit)
+    });
     wait_for(&shared.downloaded, terminals).await;
     if let Some(admin) = admin {
         // The admin client blocks its thread: hand this worker's tasks to another meanwhile.
