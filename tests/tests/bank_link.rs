@@ -12,6 +12,7 @@ use bursar_e2e::certs::{TestCa, Usage};
 use bursar_e2e::demo::*;
 use bursar_e2e::terminal::code;
 use bursar_e2e::{HostOptions, HostProcess, TestTerminal};
+use bytes::Bytes;
 use codec::{Field, Message, Mti};
 use serde_json::json;
 
@@ -60,7 +61,8 @@ fn signed_on(host: &HostProcess, terminal: &str, merchant: &str) -> TestTerminal
     t
 }
 
-fn top_up(kiosk: &mut TestTerminal, pan: &str, amount_minor: u64, pin: &str) -> Message {
+/// A kiosk's top-up request, finished (MACed) so that a test can send it again.
+fn top_up_frame(kiosk: &mut TestTerminal, pan: &str, amount_minor: u64, pin: &str) -> Bytes {
     let b = kiosk.financial(
         Mti::FINANCIAL_REQUEST,
         400_000,
@@ -68,7 +70,13 @@ fn top_up(kiosk: &mut TestTerminal, pan: &str, amount_minor: u64, pin: &str) -> 
         Some(amount_minor),
         Some(pin),
     );
-    kiosk.exchange(b)
+    kiosk.finish(b)
+}
+
+fn top_up(kiosk: &mut TestTerminal, pan: &str, amount_minor: u64, pin: &str) -> Message {
+    let bytes = top_up_frame(kiosk, pan, amount_minor, pin);
+    kiosk.send_frame(&bytes);
+    kiosk.recv()
 }
 
 /// Advices the bank answered, of either MTI.
@@ -90,14 +98,7 @@ fn top_ups_approved_and_declined() {
     let before = host.balance_minor(STUDENT);
 
     // Approved: credited, with the bank's approval code and the new balance.
-    let request = kiosk.financial(
-        Mti::FINANCIAL_REQUEST,
-        400_000,
-        STUDENT,
-        Some(6000),
-        Some(STUDENT_PIN),
-    );
-    let bytes = kiosk.finish(request);
+    let bytes = top_up_frame(&mut kiosk, STUDENT, 6000, STUDENT_PIN);
     kiosk.send_frame(&bytes);
     let approved = kiosk.recv();
     assert_eq!(code(&approved), "00");
@@ -610,14 +611,7 @@ fn a_top_up_out_at_the_bank_when_the_host_dies_is_reversed_after_the_restart() {
     bank.control("drop 0200 all");
     let mut kiosk = signed_on(&host, KIOSK, KIOSK_MERCHANT);
     let before = host.balance_minor(STUDENT);
-    let request = kiosk.financial(
-        Mti::FINANCIAL_REQUEST,
-        400_000,
-        STUDENT,
-        Some(900),
-        Some(STUDENT_PIN),
-    );
-    let bytes = kiosk.finish(request);
+    let bytes = top_up_frame(&mut kiosk, STUDENT, 900, STUDENT_PIN);
     kiosk.send_frame(&bytes);
     wait_until("the bank got the top-up", || {
         !bank.received("0200").is_empty()
@@ -652,14 +646,7 @@ fn a_retransmission_while_the_bank_decides_gets_the_same_answer_and_credits_once
     bank.control("delay 0200 250");
     let mut kiosk = signed_on(&host, KIOSK, KIOSK_MERCHANT);
     let before = host.balance_minor(STUDENT);
-    let request = kiosk.financial(
-        Mti::FINANCIAL_REQUEST,
-        400_000,
-        STUDENT,
-        Some(300),
-        Some(STUDENT_PIN),
-    );
-    let bytes = kiosk.finish(request);
+    let bytes = top_up_frame(&mut kiosk, STUDENT, 300, STUDENT_PIN);
     kiosk.send_frame(&bytes);
     kiosk.send_frame(&bytes);
     let (first, second) = (kiosk.recv(), kiosk.recv());
