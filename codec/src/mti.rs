@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::Field;
+
 /// A message type indicator the profile knows (`0200`, `0810`, ...).
 ///
 /// Only the MTIs of PROTOCOL.md (plus the authorization advices 0120/0121/0130, which an
@@ -148,6 +150,77 @@ impl Mti {
         digits[2] += 1;
         digits[3] = b'0';
         Mti::parse(&digits).ok()
+    }
+
+    /// The fields a response copies from a request of this MTI (PROTOCOL.md 3.1-3.9): the
+    /// same list for the host and for anything that answers like it.
+    pub fn echoed_fields(&self) -> &'static [Field] {
+        use Field::*;
+        match *self {
+            Mti::NETWORK_REQUEST => &[TransmissionDateTime, Stan, TerminalId, NetworkCode],
+            Mti::AUTHORIZATION_REQUEST => &[
+                Pan,
+                ProcessingCode,
+                TransmissionDateTime,
+                Stan,
+                LocalTime,
+                LocalDate,
+                TerminalId,
+                MerchantId,
+                Batch,
+            ],
+            Mti::REVERSAL_REQUEST
+            | Mti::REVERSAL_REQUEST_REPEAT
+            | Mti::REVERSAL_ADVICE
+            | Mti::REVERSAL_ADVICE_REPEAT => &[
+                Pan,
+                ProcessingCode,
+                Amount,
+                TransmissionDateTime,
+                Stan,
+                TerminalId,
+                MerchantId,
+                Batch,
+                OriginalData,
+            ],
+            Mti::RECONCILIATION_REQUEST => &[
+                ProcessingCode,
+                TransmissionDateTime,
+                Stan,
+                TerminalId,
+                MerchantId,
+                Batch,
+                CreditsCount,
+                DebitsCount,
+                CreditsAmount,
+                DebitsAmount,
+            ],
+            Mti::BATCH_UPLOAD => &[
+                Pan,
+                ProcessingCode,
+                Amount,
+                TransmissionDateTime,
+                Stan,
+                LocalTime,
+                LocalDate,
+                Rrn,
+                TerminalId,
+                MerchantId,
+                Batch,
+            ],
+            _ => &[
+                Pan,
+                ProcessingCode,
+                Amount,
+                TransmissionDateTime,
+                Stan,
+                LocalTime,
+                LocalDate,
+                TerminalId,
+                MerchantId,
+                Batch,
+            ],
+        }
     }
 }
 

@@ -102,57 +102,12 @@ impl EchoHost {
     }
 }
 
-/// The fields a host echoes, by request MTI (PROTOCOL.md 3.1-3.6).
-fn echoed(mti: Mti) -> &'static [Field] {
-    use Field::*;
-    match mti {
-        Mti::NETWORK_REQUEST => &[TransmissionDateTime, Stan, TerminalId, NetworkCode],
-        Mti::AUTHORIZATION_REQUEST => &[
-            Pan,
-            ProcessingCode,
-            TransmissionDateTime,
-            Stan,
-            LocalTime,
-            LocalDate,
-            TerminalId,
-            MerchantId,
-            Batch,
-        ],
-        Mti::REVERSAL_REQUEST
-        | Mti::REVERSAL_REQUEST_REPEAT
-        | Mti::REVERSAL_ADVICE
-        | Mti::REVERSAL_ADVICE_REPEAT => &[
-            Pan,
-            ProcessingCode,
-            Amount,
-            TransmissionDateTime,
-            Stan,
-            TerminalId,
-            MerchantId,
-            Batch,
-            OriginalData,
-        ],
-        _ => &[
-            Pan,
-            ProcessingCode,
-            Amount,
-            TransmissionDateTime,
-            Stan,
-            LocalTime,
-            LocalDate,
-            TerminalId,
-            MerchantId,
-            Batch,
-        ],
-    }
-}
-
 fn approval(
     request: &Message,
     next_rrn: impl FnOnce() -> u64,
 ) -> Result<MessageBuilder, BuildError> {
     let mti = request.mti();
-    let mut response = MessageBuilder::try_response_to(request, echoed(mti))?;
+    let mut response = MessageBuilder::try_response_to(request, mti.echoed_fields())?;
     response.set(Field::ResponseCode, b"00")?;
     let today = WireTime::now();
     match mti {

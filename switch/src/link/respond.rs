@@ -9,83 +9,13 @@ use crate::authorize::Decision;
 use crate::clock::mmdd;
 use crate::state::registry::TerminalKey;
 
-/// Fields a response copies from its request, by request MTI.
-fn echoed(mti: Mti) -> &'static [Field] {
-    use Field::*;
-    match mti {
-        Mti::NETWORK_REQUEST => &[TransmissionDateTime, Stan, TerminalId, NetworkCode],
-        Mti::AUTHORIZATION_REQUEST => &[
-            Pan,
-            ProcessingCode,
-            TransmissionDateTime,
-            Stan,
-            LocalTime,
-            LocalDate,
-            TerminalId,
-            MerchantId,
-            Batch,
-        ],
-        Mti::REVERSAL_REQUEST
-        | Mti::REVERSAL_REQUEST_REPEAT
-        | Mti::REVERSAL_ADVICE
-        | Mti::REVERSAL_ADVICE_REPEAT => &[
-            Pan,
-            ProcessingCode,
-            Amount,
-            TransmissionDateTime,
-            Stan,
-            TerminalId,
-            MerchantId,
-            Batch,
-            OriginalData,
-        ],
-        Mti::RECONCILIATION_REQUEST => &[
-            ProcessingCode,
-            TransmissionDateTime,
-            Stan,
-            TerminalId,
-            MerchantId,
-            Batch,
-            CreditsCount,
-            DebitsCount,
-            CreditsAmount,
-            DebitsAmount,
-        ],
-        Mti::BATCH_UPLOAD => &[
-            Pan,
-            ProcessingCode,
-            Amount,
-            TransmissionDateTime,
-            Stan,
-            LocalTime,
-            LocalDate,
-            Rrn,
-            TerminalId,
-            MerchantId,
-            Batch,
-        ],
-        _ => &[
-            Pan,
-            ProcessingCode,
-            Amount,
-            TransmissionDateTime,
-            Stan,
-            LocalTime,
-            LocalDate,
-            TerminalId,
-            MerchantId,
-            Batch,
-        ],
-    }
-}
-
 pub fn build(
     request: &Message,
     decision: &Decision,
     currency: &[u8; 3],
 ) -> Result<Bytes, BuildError> {
     let reply = &decision.reply;
-    let mut response = MessageBuilder::response_to(request, echoed(request.mti()));
+    let mut response = MessageBuilder::response_to(request, request.mti().echoed_fields());
     response.set(Field::ResponseCode, &reply.code)?;
     let is_network = request.mti() == Mti::NETWORK_REQUEST;
     let signs_on = is_network && request.network_code() == Some(crate::authorize::network::SIGN_ON);
