@@ -31,6 +31,22 @@ pub struct Summary {
     pub seconds: f64,
 }
 
+impl Summary {
+    /// A summary of `table` before any row is sent: its lines that did not parse rejected.
+    fn of(table: &csv::Table) -> Summary {
+        let rejected = table.bad.iter().map(|bad| Rejected {
+            line: bad.line,
+            pan: String::new(),
+            reason: bad.reason.clone(),
+        });
+        Summary {
+            rows: table.rows.len() + table.bad.len(),
+            rejected: rejected.collect(),
+            ..Summary::default()
+        }
+    }
+}
+
 /// First 6 and last 4 of a card number, as the host's own logs show it.
 fn masked(pan: &str) -> String {
     if pan.len() >= 12 && pan.bytes().all(|b| b.is_ascii_digit()) {
@@ -93,17 +109,7 @@ pub fn issue_csv(
     quiet: bool,
 ) -> anyhow::Result<Summary> {
     let table = read(path, &CARD_COLUMNS)?;
-    let mut summary = Summary {
-        rows: table.rows.len() + table.bad.len(),
-        ..Summary::default()
-    };
-    summary
-        .rejected
-        .extend(table.bad.iter().map(|bad| Rejected {
-            line: bad.line,
-            pan: String::new(),
-            reason: bad.reason.clone(),
-        }));
+    let mut summary = Summary::of(&table);
     let mut cards = Vec::with_capacity(table.rows.len());
     for row in &table.rows {
         match card_of(row) {
@@ -162,17 +168,7 @@ pub fn subsidies_csv(
     quiet: bool,
 ) -> anyhow::Result<Summary> {
     let table = read(path, &["pan", "amount"])?;
-    let mut summary = Summary {
-        rows: table.rows.len() + table.bad.len(),
-        ..Summary::default()
-    };
-    summary
-        .rejected
-        .extend(table.bad.iter().map(|bad| Rejected {
-            line: bad.line,
-            pan: String::new(),
-            reason: bad.reason.clone(),
-        }));
+    let mut summary = Summary::of(&table);
     for row in &table.rows {
         let pan = row.get("pan").unwrap_or("");
         if let Err(e) = Pan::parse(pan) {

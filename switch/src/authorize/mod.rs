@@ -22,7 +22,7 @@ use std::ops::Deref;
 
 use codec::{Field, Message, Mti, ResponseCode};
 use ledger::state_machine::Tx;
-use ledger::transfer::TransferId;
+use ledger::transfer::{Channel, References, TransferId};
 use sha2::{Digest, Sha256};
 
 use crate::policy::Policy;
@@ -501,6 +501,28 @@ pub fn transfer_id_of(key: &RequestKey) -> TransferId {
 pub fn content_digest(msg: &Message) -> u128 {
     let hash = Sha256::digest(msg.as_bytes());
     u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
+}
+
+/// The references of the transfer an online request makes: where it was made (the terminal,
+/// its merchant, F60, F11, the terminal's local time) and what the terminal is told (`rrn`,
+/// `approval`).
+pub fn online_refs(
+    terminal: &Terminal,
+    msg: &Message,
+    key: &RequestKey,
+    rrn: u64,
+    approval: [u8; 6],
+) -> References {
+    References {
+        rrn,
+        terminal: terminal.id.0,
+        merchant: terminal.merchant.0,
+        batch: msg.batch().unwrap_or(0),
+        stan: key.stan,
+        local_time: local_time(msg),
+        approval,
+        channel: Channel::Online,
+    }
 }
 
 /// `MMDDhhmmss` at the terminal, from F13 and F12.

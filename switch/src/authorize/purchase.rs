@@ -4,10 +4,10 @@ use arrayvec::ArrayVec;
 use codec::{Message, ResponseCode};
 use ledger::account::Side;
 use ledger::book::{LedgerEvent, Prepared, TransferError};
-use ledger::transfer::{Channel, Leg, References, Transfer, TransferKind};
+use ledger::transfer::{Leg, Transfer, TransferKind};
 
 use super::checks::{self, Declined};
-use super::{approval_code, local_time, transfer_id_of, Asking, Decision, HostTx};
+use super::{approval_code, online_refs, transfer_id_of, Asking, Decision, HostTx};
 use crate::policy::Policy;
 use crate::state::answers::{Reply, RequestKey};
 use crate::state::HostEvent;
@@ -76,16 +76,7 @@ fn approve(
         legs,
         allow_overdraft: false,
         related: None,
-        refs: References {
-            rrn,
-            terminal: terminal.id.0,
-            merchant: terminal.merchant.0,
-            batch: msg.batch().unwrap_or(0),
-            stan: key.stan,
-            local_time: local_time(msg),
-            approval,
-            channel: Channel::Online,
-        },
+        refs: online_refs(terminal, msg, &key, rrn, approval),
         timestamp_ms: now_ms,
     };
     match state.book.prepare(&transfer) {

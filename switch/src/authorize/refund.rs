@@ -5,10 +5,10 @@ use arrayvec::ArrayVec;
 use codec::{Message, ResponseCode};
 use ledger::account::Side;
 use ledger::book::{LedgerEvent, Prepared};
-use ledger::transfer::{Channel, Leg, References, Transfer, TransferKind};
+use ledger::transfer::{Leg, Transfer, TransferKind};
 
 use super::checks::{self, Declined};
-use super::{approval_code, code_bytes, local_time, transfer_id_of, Decision, HostTx};
+use super::{approval_code, code_bytes, online_refs, transfer_id_of, Decision, HostTx};
 use crate::state::answers::{Reply, RequestKey};
 use crate::state::registry::Terminal;
 use crate::state::HostEvent;
@@ -87,16 +87,7 @@ fn approve(
         legs,
         allow_overdraft: false,
         related: Some(original.transfer.id),
-        refs: References {
-            rrn,
-            terminal: terminal.id.0,
-            merchant: terminal.merchant.0,
-            batch: msg.batch().unwrap_or(0),
-            stan: key.stan,
-            local_time: local_time(msg),
-            approval,
-            channel: Channel::Online,
-        },
+        refs: online_refs(terminal, msg, &key, rrn, approval),
         timestamp_ms: now_ms,
     };
     if !matches!(state.book.prepare(&transfer), Ok(Prepared::New)) {

@@ -3,9 +3,8 @@
 
 use codec::{Message, ResponseCode};
 use ledger::book::{LedgerEvent, Prepared};
-use ledger::transfer::{Channel, References};
 
-use super::{code_bytes, local_time, transfer_id_of, Decision, HostTx};
+use super::{code_bytes, online_refs, transfer_id_of, Decision, HostTx};
 use crate::state::answers::{Reply, RequestKey};
 use crate::state::registry::Terminal;
 use crate::state::HostEvent;
@@ -59,16 +58,7 @@ pub fn decide(
         tracing::warn!(terminal = %terminal.id, "reversal names a different card than its original: nothing undone");
         return approved;
     }
-    let refs = References {
-        rrn: 0,
-        terminal: terminal.id.0,
-        merchant: terminal.merchant.0,
-        batch: msg.batch().unwrap_or(0),
-        stan: key.stan,
-        local_time: local_time(msg),
-        approval: original.transfer.refs.approval,
-        channel: Channel::Online,
-    };
+    let refs = online_refs(terminal, msg, &key, 0, original.transfer.refs.approval);
     let reversal = match state.book.reversal_of(
         original_id,
         transfer_id_of(&key),
