@@ -12,7 +12,9 @@
 //!
 //! Criterion measures (a)-(c). Memory, bytes and stalls do not fit its per-iteration model,
 //! so the binary measures and prints them itself, after a plain timed pass over (a)-(c)
-//! that prints the rates and the ratio in one table.
+//! that prints the rates and the ratio in one table. (a) and (c) are also given by the CPU
+//! time of the working threads (`bursar_benches::rates`), which a loaded machine does not
+//! stretch; `examples/ledger_rates.rs` repeats just those passes, to compare two builds.
 //!
 //! Run: `cargo bench -p bursar-benches --bench ledger` (a few minutes; figures in
 //! docs/LEDGER.md). Without `--bench` (as `cargo test --benches` runs it) every part runs
@@ -25,9 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bursar_benches::rates::{load_average, time_apply, time_recovery, write_purchase_wal};
 use bursar_benches::{decide_and_post, open, Fixture};
 use criterion::Criterion;
-use ledger::engine::recover;
 use ledger::*;
 
 // ---- Counting allocator ------------------------------------------------------------------
@@ -122,41 +124,6 @@ impl Sizes {
     }
 }
 
-// ---- (a) in-memory apply -------------------------------------------------------------------
-
-/// At most this many transfers are applied to one copy of the fixture, so that the history
-/// (and memory) of a long criterion run stays bounded.
-const APPLY_CHUNK: u64 = 250_000;
-
-/// Applies `count` purchases to copies of the fixture; returns the time spent applying only
-/// (copying the fixture and building the transfers are not timed).
-fn time_apply(fixture: &Fixture, first: u64, count: u64, prepare: bool) -> Duration {
-    let mut spent = Duration::ZERO;
-    let mut done = 0;
-    while done < count {
-        let n = APPLY_CHUNK.min(count - done);
-        let mut book = fixture.book.clone();
-        let events: Vec<_> = (first + done..first + done + n)
-            .map(|i| LedgerEvent::Post(fixture.purchase(i)))
-            .collect();
-        let started = Instant::now();
-        for event in &events {
-            if prepare {
-                let LedgerEvent::Post(transfer) = event else {
-                    unreachable!()
-                };
-                let prepared = book.prepare(transfer);
-                assert_eq!(black_box(prepared), Ok(Prepared::New));
-            }
-            book.apply(event);
-        }
-        spent += started.elapsed();
-        assert_eq!(book.transfers(), fixture.cards.len() + n as usize);
-        done += n;
-    }
-    spent
-}
-
 // ---- (b) durable commits -------------------------------------------------------------------
 
 struct DurableEngine {
@@ -209,40 +176,6 @@ impl DurableEngine {
         });
         started.elapsed()
     }
-}
-
-// ---- (c) recovery --------------------------------------------------------------------------
-
-/// Writes `records` purchase events to a fresh sled WAL in groups, as the engine would, and
-/// returns its directory. Replaying them needs the fixture's book as the initial state.
-fn write_wal(fixture: &Fixture, records: u64) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut wal = SledWal::open(dir.path()).expect("sled WAL opens");
-    wal.recover(1, &mut |_, _| Ok(())).expect("empty WAL");
-    let mut group = RecordGroup::new(1);
-    let mut seq = 1;
-    while seq <= records {
-        group.reset(seq);
-        for n in seq..(seq + 8192).min(records + 1) {
-            group.push_event(&LedgerEvent::Post(fixture.purchase(n)));
-        }
-        wal.append(&group).expect("append");
-        wal.sync().expect("sync");
-        seq = group.last_seq() + 1;
-    }
-    dir
-}
-
-/// Opens the WAL and recovers the book from it; returns (open time, recovery report).
-fn time_recovery(fixture: &Fixture, dir: &Path, records: u64) -> (Duration, RecoveryReport) {
-    let started = Instant::now();
-    let mut wal = SledWal::open(dir).expect("sled WAL opens");
-    let opened = started.elapsed();
-    let book = fixture.book.clone();
-    let (book, report) = recover(&mut wal, None, move || book).expect("recovers");
-    assert_eq!(report.replayed_records, records);
-    assert_eq!(book.transfers(), fixture.cards.len() + records as usize);
-    (opened, report)
 }
 
 // ---- (d) memory ----------------------------------------------------------------------------
@@ -441,7 +374,7 @@ fn main() {
             group.bench_function(name, |b| {
                 b.iter_custom(|iters| {
                     first += iters;
-                    time_apply(&fixture, first - iters, iters, prepare)
+                    time_apply(&fixture, first - iters, iters, prepare).wall
                 })
             });
         }
@@ -456,7 +389,8 @@ fn main() {
         }
         group.finish();
     }
-    let recovery_wal = write_wal(&fixture, sizes.recovery_records);
+    let recovery_wal = tempfile::tempdir().expect("temp dir");
+    write_purchase_wal(&fixture, recovery_wal.path(), sizes.recovery_records);
     {
         let mut group = criterion.benchmark_group("c_recovery");
         group.throughput(criterion::Throughput::Elements(sizes.recovery_records));
@@ -464,9 +398,9 @@ fn main() {
             b.iter_custom(|iters| {
                 (0..iters)
                     .map(|_| {
-                        let (opened, report) =
+                        let recovered =
                             time_recovery(&fixture, recovery_wal.path(), sizes.recovery_records);
-                        opened + report.duration
+                        recovered.open + recovered.report.duration
                     })
                     .sum()
             })
@@ -476,18 +410,25 @@ fn main() {
     criterion.final_summary();
 
     println!("\n== ledger figures (issue 3) ==");
-    println!("machine: {} cores", num_cores());
+    println!(
+        "machine: {} cores, load average {}",
+        num_cores(),
+        load_average()
+    );
 
     // (a)
     let apply = time_apply(&fixture, 1 << 50, sizes.apply_transfers, false);
     let prepare_apply = time_apply(&fixture, 1 << 51, sizes.apply_transfers, true);
     let rate = |count: u64, spent: Duration| count as f64 / spent.as_secs_f64();
     println!(
-        "(a) in-memory, one core, {} purchases over {} cards: apply {:.2} M/s, prepare+apply {:.2} M/s (target >= 2 M/s)",
+        "(a) in-memory, one core, {} purchases over {} cards: apply {:.2} M/s, prepare+apply {:.2} M/s (target >= 2 M/s); \
+         by the applying thread's CPU time {:.2} and {:.2} M/s",
         sizes.apply_transfers,
         sizes.cards,
-        rate(sizes.apply_transfers, apply) / 1e6,
-        rate(sizes.apply_transfers, prepare_apply) / 1e6,
+        rate(sizes.apply_transfers, apply.wall) / 1e6,
+        rate(sizes.apply_transfers, prepare_apply.wall) / 1e6,
+        rate(sizes.apply_transfers, apply.cpu) / 1e6,
+        rate(sizes.apply_transfers, prepare_apply.cpu) / 1e6,
     );
 
     // (b)
@@ -519,14 +460,18 @@ fn main() {
     drop(single);
 
     // (c)
-    let (opened, report) = time_recovery(&fixture, recovery_wal.path(), sizes.recovery_records);
+    let recovered = time_recovery(&fixture, recovery_wal.path(), sizes.recovery_records);
+    let report = &recovered.report;
     println!(
-        "(c) recovery of {} WAL records: open {} ms, replay {} ms: {:.2} M records/s replayed ({:.2} M/s including the open) (target >= 1 M/s)",
+        "(c) recovery of {} WAL records: open {} ms, replay {} ms: {:.2} M records/s replayed ({:.2} M/s including the open) (target >= 1 M/s); \
+         CPU time: applying thread {} ms, process {} ms",
         report.replayed_records,
-        opened.as_millis(),
+        recovered.open.as_millis(),
         report.duration.as_millis(),
         rate(report.replayed_records, report.duration) / 1e6,
-        rate(report.replayed_records, opened + report.duration) / 1e6,
+        rate(report.replayed_records, recovered.open + report.duration) / 1e6,
+        recovered.thread_cpu.as_millis(),
+        recovered.process_cpu.as_millis(),
     );
     let recovery_wal_size = dir_size(recovery_wal.path());
     drop(recovery_wal);

@@ -3,6 +3,8 @@
 use arrayvec::ArrayVec;
 use ledger::*;
 
+pub mod rates;
+
 pub const DAY: BusinessDay = BusinessDay(20261123);
 pub const MERCHANTS: u32 = 20;
 /// What a card is funded with: enough that no purchase in a run is declined.

@@ -7,7 +7,6 @@
 //! a logged event, checking it again and panicking when it does not hold (a bug or a
 //! corrupt log, never a business outcome).
 
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,7 @@ use crate::account::{Account, AccountId, AccountKind, Side};
 use crate::cow_vec::CowVec;
 use crate::hash::FastMap;
 use crate::history::{AppliedTransfer, Chunk, History, POSITION_NONE};
+use crate::id_index::IdIndex;
 use crate::rrn_index::RrnIndex;
 use crate::state_machine::StateMachine;
 use crate::transfer::{BusinessDay, References, Transfer, TransferId, TransferKind, LEGS_MAX};
@@ -176,28 +176,10 @@ impl BookSnapshot {
     }
 }
 
-/// A transfer id as an index key: two `u64`s, so that a table slot takes 24 bytes instead of
-/// the 32 a `u128` key (16-byte aligned) pads it to. The id index is the largest table.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-struct IdKey(u64, u64);
-
-impl IdKey {
-    fn of(id: TransferId) -> IdKey {
-        IdKey((id.0 >> 64) as u64, id.0 as u64)
-    }
-}
-
-impl std::hash::Hash for IdKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write_u64(self.0);
-        state.write_u64(self.1);
-    }
-}
-
 /// Indexes derived from the history, rebuilt on restore.
 #[derive(Clone, Debug, Default)]
 struct Indexes {
-    by_id: FastMap<IdKey, u32>,
+    by_id: IdIndex,
     /// The first transfer posted with each RRN: a reversal that repeats its original's RRN
     /// does not hide the original.
     by_rrn: RrnIndex,
@@ -247,14 +229,14 @@ impl Book {
 
     /// Checks `transfer` against the book, changing nothing.
     pub fn prepare(&self, transfer: &Transfer) -> Result<Prepared<'_>, TransferError> {
-        if let Some(&position) = self.indexes.by_id.get(&IdKey::of(transfer.id)) {
+        if let Some(position) = self.indexes.by_id.get(transfer.id, &self.history) {
             return Ok(Prepared::Duplicate(
                 self.history.get(position).expect("indexed"),
             ));
         }
         let related = transfer
             .related
-            .and_then(|id| self.indexes.by_id.get(&IdKey::of(id)).copied());
+            .and_then(|id| self.indexes.by_id.get(id, &self.history));
         validate(
             &self.slots,
             &self.history,
@@ -332,12 +314,11 @@ impl Book {
         let position = self.history.len();
         let related = transfer
             .related
-            .and_then(|id| self.indexes.by_id.get(&IdKey::of(id)).copied());
-        // One hash lookup both detects the duplicate and reserves the id.
-        let vacant = match self.indexes.by_id.entry(IdKey::of(transfer.id)) {
-            Entry::Occupied(_) => return,
-            Entry::Vacant(vacant) => vacant,
-        };
+            .and_then(|id| self.indexes.by_id.get(id, &self.history));
+        if self.indexes.by_id.get(transfer.id, &self.history).is_some() {
+            return;
+        }
+        // `validate` checks the balance first (`is_balanced`): an unbalanced transfer panics.
         if let Err(error) = validate(
             &self.slots,
             &self.history,
@@ -347,8 +328,7 @@ impl Book {
         ) {
             panic!("cannot apply transfer {:?}: {error}", transfer.id);
         }
-        assert!(transfer.is_balanced(), "validated transfer is unbalanced");
-        vacant.insert(position);
+        self.indexes.by_id.insert_new(transfer.id, position);
 
         // Every check has passed: from here on nothing can fail, so the transfer applies whole.
         let mut previous_postings = [POSITION_NONE; LEGS_MAX];
@@ -382,8 +362,39 @@ impl Book {
         index_transfer(&mut self.indexes, &self.history, entry, related);
     }
 
+    /// Makes room for `transfers` more transfers in the indexes, so that applying them does
+    /// not rehash the id index (replay calls this with the length of the WAL).
+    pub fn reserve(&mut self, transfers: usize) {
+        self.indexes.by_id.reserve(transfers);
+        self.indexes.by_rrn.reserve(transfers);
+    }
+
+    /// Asks the CPU to fetch what applying `event` will touch at random places (the id
+    /// index's slot, the legs' accounts, the terminal's batch totals), so that replay can
+    /// issue it a few events ahead. Changes nothing.
+    pub fn prefetch(&self, event: &LedgerEvent) {
+        let LedgerEvent::Post(transfer) = event else {
+            return;
+        };
+        self.indexes.by_id.prefetch(transfer.id);
+        for leg in &transfer.legs {
+            if let Some(slot) = self.slots.get(leg.account.0 as usize) {
+                crate::hash::prefetch(slot);
+            }
+        }
+        if counts_in_totals(transfer.kind) {
+            // A lookup (a `HashMap` does not tell where a key's bucket is): its loads start
+            // the misses early, whatever it finds. The batches' table is large (a terminal's
+            // totals per batch), the merchants' days small.
+            let refs = &transfer.refs;
+            if let Some(totals) = self.indexes.batches.get(&(refs.terminal, refs.batch)) {
+                crate::hash::prefetch(totals);
+            }
+        }
+    }
+
     pub fn transfer(&self, id: TransferId) -> Option<&AppliedTransfer> {
-        let position = *self.indexes.by_id.get(&IdKey::of(id))?;
+        let position = self.indexes.by_id.get(id, &self.history)?;
         self.history.get(position)
     }
 
@@ -403,7 +414,7 @@ impl Book {
 
     /// The reversal that undid transfer `id`, if any.
     pub fn reversed_by(&self, id: TransferId) -> Option<&AppliedTransfer> {
-        let position = *self.indexes.by_id.get(&IdKey::of(id))?;
+        let position = self.indexes.by_id.get(id, &self.history)?;
         let reversal = *self.indexes.reversed_by.get(&position)?;
         self.history.get(reversal)
     }
@@ -563,19 +574,16 @@ impl Book {
             *debits_minor += slot.account.debits_minor as u128;
             *credits_minor += slot.account.credits_minor as u128;
         }
+        indexes.by_id.reserve(history.len() as usize);
         for entry in history.iter() {
-            let previous = indexes
-                .by_id
-                .insert(IdKey::of(entry.transfer.id), entry.position);
-            assert!(
-                previous.is_none(),
-                "transfer {:?} twice in the history",
-                entry.transfer.id
-            );
+            let id = entry.transfer.id;
+            let previous = indexes.by_id.get(id, history);
+            assert!(previous.is_none(), "transfer {id:?} twice in the history");
+            indexes.by_id.insert_new(id, entry.position);
             let related = entry.transfer.related.map(|id| {
-                *indexes
+                indexes
                     .by_id
-                    .get(&IdKey::of(id))
+                    .get(id, history)
                     .expect("related transfers precede their relatives")
             });
             index_transfer(indexes, history, entry, related);
@@ -602,6 +610,14 @@ impl StateMachine for Book {
 
     fn check(&self) -> Result<(), String> {
         self.verify()
+    }
+
+    fn reserve(&mut self, events: u64) {
+        Book::reserve(self, usize::try_from(events).unwrap_or(usize::MAX));
+    }
+
+    fn prefetch(&self, event: &LedgerEvent) {
+        Book::prefetch(self, event)
     }
 }
 

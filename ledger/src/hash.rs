@@ -41,6 +41,28 @@ impl FastHasher {
     }
 }
 
+/// The hash of a `u128` (a transfer id), as `FastHasher` computes it.
+pub(crate) fn hash_u128(n: u128) -> u64 {
+    let mut hasher = FastHasher::default();
+    hasher.write_u128(n);
+    hasher.finish()
+}
+
+/// Asks the CPU to bring `value`'s cache line in, without waiting for it: a hint that
+/// changes no result (a no-op off x86-64).
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault, whatever the
+    // address; SSE, which it needs, is part of the x86-64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 impl Hasher for FastHasher {
     #[inline]
     fn write(&mut self, bytes: &[u8]) {

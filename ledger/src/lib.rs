@@ -26,6 +26,7 @@ pub mod cow_vec;
 pub mod engine;
 mod hash;
 pub mod history;
+mod id_index;
 pub mod record;
 mod rrn_index;
 pub mod sim_disk;

@@ -24,6 +24,11 @@ impl RrnIndex {
         }
     }
 
+    /// Makes room for `additional` RRNs in order.
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.ascending.reserve(additional);
+    }
+
     /// Records `position` for `rrn` unless an earlier transfer already has that RRN.
     pub(crate) fn insert_first(&mut self, rrn: u64, position: u32) {
         match self.ascending.last() {

@@ -191,6 +191,13 @@ impl Wal for SledWal {
         Ok(recovered)
     }
 
+    /// Up to the first record of the last page: short by at most a page's records.
+    fn records_hint(&self, from_seq: u64) -> io::Result<u64> {
+        let last_page = self.db.last().map_err(sled_error)?;
+        let last_page_seq = last_page.and_then(|(key, _)| key_seq(&key));
+        Ok(last_page_seq.map_or(0, |seq| (seq + 1).saturating_sub(from_seq)))
+    }
+
     fn append(&mut self, group: &RecordGroup) -> io::Result<()> {
         if group.is_empty() {
             return Ok(());

@@ -25,6 +25,14 @@ pub trait StateMachine: Send + 'static {
 
     /// Invariants asserted after recovery, before serving (for example: the book balances).
     fn check(&self) -> Result<(), String>;
+
+    /// Replay is about to apply about `events` events: room may be made for them up front
+    /// (no rehashing during replay). A hint; by default nothing.
+    fn reserve(&mut self, _events: u64) {}
+
+    /// Replay will apply `event` a few events from now: what it touches at random places may
+    /// be fetched into the cache. A hint that must change nothing; by default nothing.
+    fn prefetch(&self, _event: &Self::Event) {}
 }
 
 /// A request's view of the state: read it, and change it only by emitting events.

@@ -147,6 +147,12 @@ pub trait Wal: Send {
     /// Afterwards the log appends after the last valid record (or at any number, if empty).
     fn recover(&mut self, from_seq: u64, visit: &mut Visit<'_>) -> Result<Recovered, WalError>;
 
+    /// About how many records [`Wal::recover`] from `from_seq` will visit, cheaply, before
+    /// reading them: replay reserves room for them. A hint, 0 when unknown (the default).
+    fn records_hint(&self, _from_seq: u64) -> io::Result<u64> {
+        Ok(0)
+    }
+
     /// Appends a group of records, which must follow the last record. Not durable until
     /// [`Wal::sync`] returns.
     fn append(&mut self, group: &RecordGroup) -> io::Result<()>;

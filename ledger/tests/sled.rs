@@ -171,6 +171,63 @@ fn missing_middle_record_refuses_to_start_naming_it() {
     );
 }
 
+/// Writes 5000 records straight to a WAL in `dir`: two accounts, then top-ups, except a
+/// top-up to an account that does not exist at `unappliable` (it checks but does not apply)
+/// and a payload that is no event at `undecodable`.
+fn write_with_bad_records(dir: &Path, unappliable: Option<u64>, undecodable: u64) {
+    let mut wal = open_wal(dir);
+    wal.recover(1, &mut |_, _| Ok(())).unwrap();
+    let (bank, card) = (AccountId(0), AccountId(1));
+    let mut group = RecordGroup::new(1);
+    for (id, kind) in [
+        (bank, AccountKind::BankSettlement),
+        (card, AccountKind::CardStoredValue),
+    ] {
+        group.push_event(&LedgerEvent::OpenAccount { id, kind });
+    }
+    for seq in 3..=5000u64 {
+        if seq == undecodable {
+            group.push_payload(&[0xFF; 3]);
+        } else if Some(seq) == unappliable {
+            group.push_event(&LedgerEvent::Post(top_up(
+                seq.into(),
+                bank,
+                AccountId(7),
+                1,
+            )));
+        } else {
+            group.push_event(&LedgerEvent::Post(top_up(seq.into(), bank, card, 1)));
+        }
+    }
+    wal.append(&group).unwrap();
+    wal.sync().unwrap();
+}
+
+/// Replay reads and decodes on one thread and applies on another, the reader running ahead:
+/// the error still names the first record that does not apply, not one the reader reached
+/// later; and a record that does not decode is named when nothing before it fails.
+#[test]
+fn replay_names_the_first_record_that_does_not_apply_or_decode() {
+    for (unappliable, undecodable, named, why) in [
+        // The reader reaches the undecodable record before the applier reaches the other.
+        (Some(1000), 1100, 1000, "does not apply"),
+        (None, 4000, 4000, "does not decode"),
+        (Some(4500), 4000, 4000, "does not decode"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        write_with_bad_records(dir.path(), unappliable, undecodable);
+        let mut wal = open_wal(dir.path());
+        match ledger::engine::recover(&mut wal, None, Book::new) {
+            Err(RecoveryError::Wal(WalError::Rejected { seq, reason })) => {
+                assert_eq!(seq, named, "{reason}");
+                assert!(reason.contains(why), "record {seq}: {reason}");
+            }
+            Err(other) => panic!("expected record {named} rejected, got {other}"),
+            Ok((_, report)) => panic!("recovered a damaged log: {report:?}"),
+        }
+    }
+}
+
 #[test]
 fn snapshots_trim_sled_and_recover() {
     let dir = tempfile::tempdir().unwrap();

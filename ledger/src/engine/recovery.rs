@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::snapshot::{SnapshotError, SnapshotStore};
 use crate::state_machine::StateMachine;
-use crate::wal::{TornTail, Wal, WalError};
+use crate::wal::{Recovered, TornTail, Wal, WalError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -43,8 +43,9 @@ pub enum RecoveryError {
     Check(String),
 }
 
-/// Rebuilds the state from `snapshots` and `wal`, without starting any thread. The engine
-/// calls this at open; tests and benchmarks call it directly.
+/// Rebuilds the state from `snapshots` and `wal`, before the engine's threads start (the
+/// replay's reader thread ends with it). The engine calls this at open; tests and
+/// benchmarks call it directly.
 pub fn recover<S: StateMachine>(
     wal: &mut dyn Wal,
     snapshots: Option<&SnapshotStore>,
@@ -69,18 +70,8 @@ pub fn recover<S: StateMachine>(
 
     // Read from the snapshot's own record: finding it proves the WAL overlaps the snapshot.
     let from_seq = snapshot_seq.max(1);
-    let mut replayed_records = 0u64;
-    let recovered = wal.recover(from_seq, &mut |seq, payload| {
-        if seq <= snapshot_seq {
-            return Ok(());
-        }
-        let event: S::Event = postcard::from_bytes(payload)
-            .map_err(|error| format!("checks but does not decode: {error}"))?;
-        catch_unwind(AssertUnwindSafe(|| state.apply(&event)))
-            .map_err(|panic| format!("does not apply: {}", panic_message(panic)))?;
-        replayed_records += 1;
-        Ok(())
-    })?;
+    state.reserve(wal.records_hint(from_seq).map_err(WalError::Io)?);
+    let (recovered, replayed_records) = replay(wal, from_seq, snapshot_seq, &mut state)?;
     if snapshot_seq > 0 && recovered.first_seq != Some(snapshot_seq) {
         return Err(RecoveryError::WalBehindSnapshot {
             snapshot_seq,
@@ -111,6 +102,85 @@ pub fn recover<S: StateMachine>(
         "ledger recovered"
     );
     Ok((state, report))
+}
+
+/// Decoded records handed from the reader to the applier at a time, and how many such batches
+/// may wait: enough to keep both threads busy, little enough to stay in the cache.
+const BATCH_RECORDS: usize = 256;
+const BATCHES_IN_FLIGHT: usize = 4;
+
+/// How many records ahead of the one being applied the applier prefetches.
+const PREFETCH_AHEAD: usize = 4;
+
+/// Why the reader stopped early: the applier stopped taking records (it failed on one).
+const APPLIER_STOPPED: &str = "replay stopped at an earlier record";
+
+/// Replays the WAL from `from_seq` on into `state` (records up to `snapshot_seq` are in it
+/// already), on two threads: a reader reads the WAL (its pages, checksums and order) and
+/// decodes each record, the calling thread applies them in order, prefetching a few records
+/// ahead. The outcome is that of one thread doing both in turn: the records applied are the
+/// same, and an error names the same record (a record the applier rejected comes before
+/// anything the reader found after it). One difference, harmless: the reader may drop a torn
+/// last page before the applier fails on an earlier record (dropping it is right either way:
+/// it was never acknowledged). Returns what the WAL found and the records applied.
+fn replay<S: StateMachine>(
+    wal: &mut dyn Wal,
+    from_seq: u64,
+    snapshot_seq: u64,
+    state: &mut S,
+) -> Result<(Recovered, u64), WalError> {
+    let (sender, receiver) = crossbeam_channel::bounded::<Vec<(u64, S::Event)>>(BATCHES_IN_FLIGHT);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_RECORDS);
+            let read = wal.recover(from_seq, &mut |seq, payload| {
+                if seq <= snapshot_seq {
+                    return Ok(());
+                }
+                let event: S::Event = postcard::from_bytes(payload)
+                    .map_err(|error| format!("checks but does not decode: {error}"))?;
+                batch.push((seq, event));
+                if batch.len() == BATCH_RECORDS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS));
+                    sender.send(full).map_err(|_| APPLIER_STOPPED.to_string())?;
+                }
+                Ok(())
+            });
+            // Even after an error: the records before it are applied first, as one thread would.
+            if !batch.is_empty() {
+                let _ = sender.send(batch);
+            }
+            read
+        });
+        let mut applied = 0u64;
+        let mut rejected = None;
+        'batches: for batch in receiver.iter() {
+            for (_, event) in batch.iter().take(PREFETCH_AHEAD) {
+                state.prefetch(event);
+            }
+            for (index, (seq, event)) in batch.iter().enumerate() {
+                if let Some((_, ahead)) = batch.get(index + PREFETCH_AHEAD) {
+                    state.prefetch(ahead);
+                }
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| state.apply(event))) {
+                    let reason = format!("does not apply: {}", panic_message(panic));
+                    rejected = Some(WalError::Rejected { seq: *seq, reason });
+                    break 'batches;
+                }
+                applied += 1;
+            }
+        }
+        // Stops the reader if it is still reading (its next send fails).
+        drop(receiver);
+        let read = match reader.join() {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match (rejected, read) {
+            (Some(rejected), _) => Err(rejected),
+            (None, read) => Ok((read?, applied)),
+        }
+    })
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {

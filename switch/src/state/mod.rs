@@ -244,6 +244,18 @@ impl StateMachine for HostState {
     type Event = HostEvent;
     type Snapshot = HostSnapshot;
 
+    // Replay's hints go to the book, whose id index is what replay waits on.
+    fn reserve(&mut self, events: u64) {
+        self.book
+            .reserve(usize::try_from(events).unwrap_or(usize::MAX));
+    }
+
+    fn prefetch(&self, event: &HostEvent) {
+        if let HostEvent::Ledger(ledger_event) = event {
+            self.book.prefetch(ledger_event);
+        }
+    }
+
     fn apply(&mut self, event: &HostEvent) {
         match event {
             HostEvent::Ledger(ledger_event) => {
