@@ -84,13 +84,20 @@ impl IdIndex {
 
     /// Makes room for `additional` more ids without growing.
     pub(crate) fn reserve(&mut self, additional: usize) {
-        let needed = self.len + additional;
+        let needed = self
+            .len
+            .checked_add(additional)
+            .expect("id index size overflows");
         if needed * LOAD_DENOMINATOR <= self.slots.len() * LOAD_NUMERATOR {
             return;
         }
-        let slots = (needed * LOAD_DENOMINATOR / LOAD_NUMERATOR + 1)
-            .next_power_of_two()
-            .max(SLOTS_MIN);
+        let slots = (needed
+            .checked_mul(LOAD_DENOMINATOR)
+            .expect("id index size overflows")
+            / LOAD_NUMERATOR
+            + 1)
+        .next_power_of_two()
+        .max(SLOTS_MIN);
         let mut fresh = Vec::with_capacity(slots);
         advise_huge_pages(&mut fresh);
         fresh.resize(slots, EMPTY);

@@ -27,7 +27,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::record::{decode_page, PageBody};
+use crate::record::{decode_page, PageBody, PAGE_LEN_BYTES};
 use crate::wal::{RecordGroup, Recovered, Sequence, TornTail, Visit, Wal, WalError};
 
 /// Page cache sled may use: the WAL is written once and read back only at recovery.
@@ -191,11 +191,15 @@ impl Wal for SledWal {
         Ok(recovered)
     }
 
-    /// Up to the first record of the last page: short by at most a page's records.
+    /// Up to the first record of the last page: short by at most a page's records. A
+    /// damaged last key must not make replay reserve without bound: no more records than
+    /// sled's files could hold (a record takes at least its length and one byte).
     fn records_hint(&self, from_seq: u64) -> io::Result<u64> {
         let last_page = self.db.last().map_err(sled_error)?;
         let last_page_seq = last_page.and_then(|(key, _)| key_seq(&key));
-        Ok(last_page_seq.map_or(0, |seq| (seq + 1).saturating_sub(from_seq)))
+        let by_keys = last_page_seq.map_or(0, |seq| seq.saturating_add(1).saturating_sub(from_seq));
+        let by_size = self.size_on_disk()? / (PAGE_LEN_BYTES as u64 + 1);
+        Ok(by_keys.min(by_size))
     }
 
     fn append(&mut self, group: &RecordGroup) -> io::Result<()> {

@@ -228,6 +228,33 @@ fn replay_names_the_first_record_that_does_not_apply_or_decode() {
     }
 }
 
+/// Replay reserves room from the last page's key: a damaged key claiming a huge sequence
+/// number must neither make it reserve memory without bound nor hide the damage.
+#[test]
+fn damaged_last_key_claiming_a_huge_sequence_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 30);
+    {
+        let wal = open_wal(dir.path());
+        let huge = u64::MAX - 5;
+        wal.tree()
+            .insert(huge.to_be_bytes(), &b"not a page"[..])
+            .unwrap();
+        wal.tree().flush().unwrap();
+        assert!(
+            wal.records_hint(1).unwrap() < 1 << 24,
+            "hint bounded by sled's size"
+        );
+    }
+    let error = open(dir.path())
+        .err()
+        .expect("a damaged log must stop the start");
+    assert!(
+        matches!(error, RecoveryError::Wal(WalError::Missing { seq: 31 })),
+        "{error}"
+    );
+}
+
 #[test]
 fn snapshots_trim_sled_and_recover() {
     let dir = tempfile::tempdir().unwrap();

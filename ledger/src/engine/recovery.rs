@@ -70,7 +70,8 @@ pub fn recover<S: StateMachine>(
 
     // Read from the snapshot's own record: finding it proves the WAL overlaps the snapshot.
     let from_seq = snapshot_seq.max(1);
-    state.reserve(wal.records_hint(from_seq).map_err(WalError::Io)?);
+    let hint = wal.records_hint(from_seq).map_err(WalError::Io)?;
+    state.reserve(hint.min(RESERVE_RECORDS_MAX));
     let (recovered, replayed_records) = replay(wal, from_seq, snapshot_seq, &mut state)?;
     if snapshot_seq > 0 && recovered.first_seq != Some(snapshot_seq) {
         return Err(RecoveryError::WalBehindSnapshot {
@@ -103,6 +104,10 @@ pub fn recover<S: StateMachine>(
     );
     Ok((state, report))
 }
+
+/// The most records replay reserves room for up front (past it, the state grows as the
+/// records come): the id index of 64M transfers takes 2 GB.
+const RESERVE_RECORDS_MAX: u64 = 1 << 26;
 
 /// Decoded records handed from the reader to the applier at a time, and how many such batches
 /// may wait: enough to keep both threads busy, little enough to stay in the cache.
