@@ -8,7 +8,10 @@
 //! - `pair`: parse 0200, build 0210, parse 0210, build 0200: both messages each way.
 //!
 //! Criterion reports each; criterion has no ratios, so a plain timed loop over the same
-//! closures follows (median of several rounds) and prints ours vs theirs.
+//! closures follows (median of several rounds) and prints ours vs theirs. That loop counts
+//! the thread's CPU time where Linux reports it (`/proc/thread-self/schedstat`), not the
+//! wall clock: on a loaded machine the wall clock also counts the time other processes
+//! held the core, which swings the ratio far more than the code does.
 //!
 //! Run: `cargo bench -p bursar-benches --bench codec` (figures in docs/CODEC.md).
 
@@ -82,7 +85,11 @@ fn main() {
     } else {
         (1, Duration::from_millis(20))
     };
-    println!("\nratio (median ns per iteration over {rounds} rounds of {round_time:?}):");
+    let clock = match thread_cpu_ns() {
+        Some(_) => "thread CPU time",
+        None => "wall clock",
+    };
+    println!("\nratio (median ns per iteration over {rounds} rounds of {round_time:?}, {clock}):");
     println!(
         "{:<12} {:>12} {:>12} {:>8}",
         "workload", "codec", "iso8583_rs", "ratio"
@@ -114,8 +121,14 @@ fn main() {
     }
 }
 
-/// Median over `rounds` of the mean time per call of `f`, each round lasting about
-/// `round_time`.
+/// This thread's time on a CPU so far, in nanoseconds (Linux), or `None`.
+fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
+}
+
+/// Median over `rounds` of the mean time per call of `f` (thread CPU time where available,
+/// see [`thread_cpu_ns`], else wall clock), each round lasting about `round_time`.
 fn median_ns<T>(rounds: usize, round_time: Duration, mut f: impl FnMut() -> T) -> f64 {
     // Calibrate a batch size that takes about a millisecond, so the clock is read rarely.
     let mut batch = 1u64;
@@ -132,6 +145,7 @@ fn median_ns<T>(rounds: usize, round_time: Duration, mut f: impl FnMut() -> T) -
     let mut means: Vec<f64> = (0..rounds)
         .map(|_| {
             let start = Instant::now();
+            let cpu_start = thread_cpu_ns();
             let mut calls = 0u64;
             while start.elapsed() < round_time {
                 for _ in 0..batch {
@@ -139,7 +153,11 @@ fn median_ns<T>(rounds: usize, round_time: Duration, mut f: impl FnMut() -> T) -
                 }
                 calls += batch;
             }
-            start.elapsed().as_nanos() as f64 / calls as f64
+            let ns = match (cpu_start, thread_cpu_ns()) {
+                (Some(from), Some(to)) => to.saturating_sub(from) as f64,
+                _ => start.elapsed().as_nanos() as f64,
+            };
+            ns / calls as f64
         })
         .collect();
     means.sort_by(f64::total_cmp);

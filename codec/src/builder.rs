@@ -6,14 +6,12 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+use crate::body::Body;
 use crate::error::BuildError;
 use crate::field::{first_field, Field, Format, Length, SECONDARY_FIELDS, SPECS};
 use crate::mask;
 use crate::message::{Ends, Message, MAX_MESSAGE_LEN};
 use crate::mti::Mti;
-
-/// Body capacity that holds a typical profile message without growing.
-const BODY_CAPACITY: usize = 256;
 
 /// An outgoing message under construction.
 ///
@@ -22,7 +20,9 @@ const BODY_CAPACITY: usize = 256;
 /// fields live in one buffer exactly as they will go on the wire (length prefixes
 /// included, in field order), with a table of where each ends like [`Message`]'s: setting
 /// fields in ascending order appends, setting one out of order moves the fields after it.
-/// `build` allocates the output once and copies the buffer behind the MTI and bitmaps.
+/// The buffer is inside the builder up to 256 bytes (the profile's card messages), so
+/// `build`'s output, allocated once, is the only allocation; it copies the buffer behind
+/// the MTI and bitmaps.
 ///
 /// `Debug` masks sensitive fields like [`Message`]'s.
 #[derive(Clone)]
@@ -32,7 +32,7 @@ pub struct MessageBuilder {
     present: u128,
     /// The fields set, in wire order, each with its length prefix: what follows the
     /// bitmaps. Never longer than [`MAX_MESSAGE_LEN`], so offsets in it fit a `u16`.
-    body: Vec<u8>,
+    body: Body,
     /// Where each field's wire form ends in `body`, in wire order: as many entries as
     /// fields set.
     ends: Ends,
@@ -42,11 +42,12 @@ pub struct MessageBuilder {
 
 impl MessageBuilder {
     /// An empty message of type `mti`.
+    #[inline]
     pub fn new(mti: Mti) -> MessageBuilder {
         MessageBuilder {
             mti,
             present: 0,
-            body: Vec::with_capacity(BODY_CAPACITY),
+            body: Body::new(),
             ends: [0; 128],
             count: 0,
         }
@@ -114,20 +115,17 @@ impl MessageBuilder {
         // Into an empty builder (a response, a copy) the fields go in the message's order:
         // each run of adjacent fields is copied at once, and their ends follow from the
         // message's. They fit: they fitted in the message.
-        let mut run = 0..0;
-        for (field, entry) in entries {
-            if entry.start != run.end {
-                self.body
-                    .extend_from_slice(bytes.get(run).unwrap_or_default());
-                run = entry.start..entry.start;
+        for (run, ends) in message.runs(wanted & data_elements) {
+            let shift = self.body.len().wrapping_sub(run.start);
+            let slots = self.ends.get_mut(self.count..).unwrap_or_default();
+            for (slot, &end) in slots.iter_mut().zip(ends) {
+                *slot = usize::from(end).wrapping_add(shift) as u16;
             }
-            run.end = entry.end;
-            self.ends[self.count] = (self.body.len() + run.len()) as u16;
-            self.count += 1;
-            self.present |= field.bit();
+            self.count += ends.len();
+            self.body
+                .extend_from_slice(bytes.get(run).unwrap_or_default());
         }
-        self.body
-            .extend_from_slice(bytes.get(run).unwrap_or_default());
+        self.present |= message.data_elements() & wanted & data_elements;
         Ok(())
     }
 
@@ -193,7 +191,7 @@ impl MessageBuilder {
         let (prefix, data) = slot.split_at_mut(digits);
         write_prefix(prefix, stored_len);
         let (value_part, padding) = data.split_at_mut(value.len());
-        value_part.copy_from_slice(value);
+        copy_short(value_part, value);
         if !padding.is_empty() {
             padding.fill(b' ');
         }
@@ -201,6 +199,7 @@ impl MessageBuilder {
     }
 
     /// Sets a text field; fixed `an`/`ans` fields are space-filled (see [`Self::set`]).
+    #[inline]
     pub fn set_text(&mut self, field: Field, value: &str) -> Result<&mut Self, BuildError> {
         self.set(field, value.as_bytes())
     }
@@ -252,7 +251,7 @@ impl MessageBuilder {
             return self;
         };
         let rank = field.rank_in(self.present);
-        self.body.drain(entry.clone());
+        self.body.remove(entry.clone());
         self.ends.copy_within(rank + 1..self.count, rank);
         self.count -= 1;
         for end in &mut self.ends[rank..self.count] {
@@ -271,7 +270,7 @@ impl MessageBuilder {
     pub fn get(&self, field: Field) -> Option<&[u8]> {
         let entry = self.entry(field)?;
         let data = entry.start + SPECS[field as usize].length.prefix_digits()..entry.end;
-        self.body.get(data)
+        self.body.as_slice().get(data)
     }
 
     /// The fields set, in wire order.
@@ -285,7 +284,7 @@ impl MessageBuilder {
             let end = usize::from(*ends.next()?);
             let data = start + SPECS[field as usize].length.prefix_digits()..end;
             start = end;
-            Some((field, self.body.get(data).unwrap_or_default()))
+            Some((field, self.body.get(data)))
         })
     }
 
@@ -343,16 +342,18 @@ impl MessageBuilder {
             out.extend_from_slice(&(announced as u64).to_be_bytes());
         }
         let mut from = 0;
+        let body = self.body.as_slice();
         for cut in cuts.into_iter().flatten() {
-            out.extend_from_slice(self.body.get(from..cut.start).unwrap_or_default());
+            out.extend_from_slice(body.get(from..cut.start).unwrap_or_default());
             from = cut.end;
         }
-        out.extend_from_slice(self.body.get(from..).unwrap_or_default());
+        out.extend_from_slice(body.get(from..).unwrap_or_default());
         Ok(out)
     }
 
     /// Makes room for `field`'s wire form of `encoded_len` bytes in its place in the body,
     /// replacing its previous value if any, marks it present and returns the room to fill.
+    #[inline]
     fn place(&mut self, field: Field, encoded_len: usize) -> Result<&mut [u8], BuildError> {
         let end = self.body.len();
         if self.present & (field.bit() | field.fields_after()) == 0 {
@@ -362,13 +363,22 @@ impl MessageBuilder {
                     len: end + encoded_len,
                 });
             }
-            self.body.resize(end + encoded_len, 0);
-            self.ends[self.count] = self.body.len() as u16;
+            // At most 127 data elements, so the table has room.
+            if let Some(slot) = self.ends.get_mut(self.count) {
+                *slot = (end + encoded_len) as u16;
+            }
             self.count += 1;
             self.present |= field.bit();
-            return Ok(&mut self.body[end..]);
+            return Ok(self.body.grow(encoded_len));
         }
+        self.place_among(field, encoded_len)
+    }
 
+    /// [`Self::place`] for a field set again or before fields already set: the fields after
+    /// it move. Kept out of line so that appending stays small enough to inline.
+    #[inline(never)]
+    fn place_among(&mut self, field: Field, encoded_len: usize) -> Result<&mut [u8], BuildError> {
+        let end = self.body.len();
         let was_set = self.has(field);
         let rank = field.rank_in(self.present);
         let start = self.start(rank);
@@ -382,10 +392,10 @@ impl MessageBuilder {
         }
         let new = start..start + encoded_len;
         if new.end > old.end {
-            self.body.resize(body_len, 0);
+            self.body.resize(body_len);
         }
-        self.body.copy_within(old.end..end, new.end);
-        self.body.truncate(body_len);
+        self.body.as_mut_slice().copy_within(old.end..end, new.end);
+        self.body.resize(body_len);
 
         // Every entry after `rank` ends `encoded_len - old.len()` bytes further. Wrapping
         // arithmetic adds a negative difference too; the results fit (checked above).
@@ -403,7 +413,7 @@ impl MessageBuilder {
             self.present |= field.bit();
         }
         self.ends[rank] = new.end as u16;
-        Ok(&mut self.body[new])
+        Ok(self.body.as_mut_slice().get_mut(new).unwrap_or_default())
     }
 
     /// Where the field of rank `rank` in wire order starts: where the one before it ends.
@@ -427,6 +437,30 @@ impl MessageBuilder {
 /// Number of decimal digits of `value` (1 for 0).
 fn decimal_digits(value: u64) -> usize {
     value.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+/// Copies `src` into `dst`, of the same length, in at most two overlapping moves when it is
+/// at most 16 bytes long, as most field values are: a call to `memcpy` costs more than
+/// such a copy.
+#[inline]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    debug_assert_eq!(dst.len(), src.len());
+    macro_rules! two_moves {
+        ($n:literal) => {{
+            if let (Some(d), Some(s)) = (dst.first_chunk_mut::<$n>(), src.first_chunk::<$n>()) {
+                *d = *s;
+            }
+            if let (Some(d), Some(s)) = (dst.last_chunk_mut::<$n>(), src.last_chunk::<$n>()) {
+                *d = *s;
+            }
+        }};
+    }
+    match src.len() {
+        8..=16 => two_moves!(8),
+        4..=7 => two_moves!(4),
+        2..=3 => two_moves!(2),
+        _ => dst.copy_from_slice(src),
+    }
 }
 
 /// Writes `len` in ASCII digits filling `prefix` (nothing for a fixed field's empty prefix).

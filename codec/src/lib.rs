@@ -14,12 +14,13 @@
 //!
 //! What it is not for: it does no I/O (the switch owns sockets), knows nothing of cards,
 //! balances or terminals (the ledger and the switch decide what a message means), and does
-//! not allocate per field: parsing allocates nothing, building allocates its buffer and the
-//! output once.
+//! not allocate per field: parsing allocates nothing, building allocates the output once
+//! (and a buffer for the fields only when they outgrow the 256 bytes kept in the builder).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod body;
 pub mod builder;
 pub mod error;
 pub mod field;

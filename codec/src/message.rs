@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use crate::error::{ParseError, ParseErrorKind, Salvage};
-use crate::field::{first_field, Field, Format, Length, SPECS};
+use crate::field::{count_fields, first_field, Field, Format, Length, SPECS};
 use crate::mti::{Mti, MtiError};
 use crate::response_code::ResponseCode;
 
@@ -268,22 +268,35 @@ impl Message {
         self.bytes
     }
 
+    /// The presence mask of the data elements (F1, the secondary bitmap, left out).
+    pub(crate) fn data_elements(&self) -> u128 {
+        self.present & !Field::SecondaryBitmap.bit()
+    }
+
+    /// The runs of adjacent data elements of `wanted` present, in wire order: where each
+    /// run's wire form (prefixes and data) lies and where each of its elements ends. A
+    /// response echoes most of a request's fields, in a few runs, so copying by run costs
+    /// a few population counts instead of a step per field.
+    pub(crate) fn runs(&self, wanted: u128) -> Runs<'_> {
+        Runs {
+            ends: &self.ends,
+            remaining: self.data_elements(),
+            wanted,
+            rank: 0,
+            start: header_len(self.present),
+        }
+    }
+
     /// Where the wire form (length prefix and data) of each data element of `wanted`
     /// present lies, in wire order: what a response echoes, copied as it is.
-    pub(crate) fn entries(
-        &self,
-        wanted: u128,
-    ) -> impl Iterator<Item = (Field, std::ops::Range<usize>)> + '_ {
-        let mut entries = self.fields();
-        std::iter::from_fn(move || loop {
-            if entries.remaining & wanted == 0 {
-                return None;
-            }
-            let (field, bit, entry) = entries.next_entry()?;
-            if wanted & bit != 0 {
-                return Some((field, entry));
-            }
-        })
+    pub(crate) fn entries(&self, wanted: u128) -> Entries<'_> {
+        Entries {
+            ends: &self.ends,
+            remaining: self.present & !Field::SecondaryBitmap.bit(),
+            wanted,
+            rank: 0,
+            start: header_len(self.present),
+        }
     }
 
     /// The data elements present, in wire order, without the bitmaps.
@@ -333,9 +346,97 @@ impl<'a> Iterator for Fields<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.remaining.count_ones() as usize;
+        let n = count_fields(self.remaining);
         (n, Some(n))
     }
+}
+
+/// Iterator over where some of a message's data elements lie; see [`Message::entries`].
+pub(crate) struct Entries<'a> {
+    ends: &'a Ends,
+    /// The data elements not yet visited.
+    remaining: u128,
+    /// The ones to yield.
+    wanted: u128,
+    /// Index in the table of ends of the next one.
+    rank: usize,
+    /// Where its wire form starts.
+    start: usize,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = (Field, std::ops::Range<usize>);
+
+    /// Walks the table of ends in order (an element's place is where the one before it
+    /// ended), stopping after the last wanted element.
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.remaining & self.wanted != 0 {
+            let (field, bit) = first_field(self.remaining)?;
+            self.remaining &= !bit;
+            let end = usize::from(*self.ends.get(self.rank)?);
+            self.rank += 1;
+            let start = std::mem::replace(&mut self.start, end);
+            if self.wanted & bit != 0 {
+                return Some((field, start..end));
+            }
+        }
+        None
+    }
+}
+
+/// Iterator over runs of wanted data elements; see [`Message::runs`].
+pub(crate) struct Runs<'a> {
+    ends: &'a Ends,
+    /// The data elements not yet visited.
+    remaining: u128,
+    /// The ones to yield.
+    wanted: u128,
+    /// Index in the table of ends of the first one not yet visited.
+    rank: usize,
+    /// Where its wire form starts.
+    start: usize,
+}
+
+impl<'a> Runs<'a> {
+    /// Takes the elements of `remaining` before the first one of `stop` (all of them if
+    /// none): how many, and where they end.
+    #[inline]
+    fn take(&mut self, stop: u128) -> Option<(std::ops::Range<usize>, &'a [u16])> {
+        // The bits above the highest of `stop`: the elements that come before it.
+        let before = !u128::MAX.checked_shr(stop.leading_zeros()).unwrap_or(0);
+        let taken = self.remaining & before;
+        self.remaining &= !before;
+        let count = count_fields(taken);
+        let ends = self.ends.get(self.rank..self.rank + count)?;
+        self.rank += count;
+        let end = usize::from(*ends.last()?);
+        let run = self.start..end;
+        self.start = end;
+        Some((run, ends))
+    }
+}
+
+impl<'a> Iterator for Runs<'a> {
+    type Item = (std::ops::Range<usize>, &'a [u16]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.remaining & self.wanted == 0 {
+            return None;
+        }
+        if self.remaining & self.wanted & first_bits(self.remaining) == 0 {
+            // Skip the elements up to the next wanted one.
+            self.take(self.remaining & self.wanted)?;
+        }
+        // The next element is wanted: take it and those after it up to an unwanted one.
+        self.take(self.remaining & !self.wanted)
+    }
+}
+
+/// The highest bit of `mask` (the lowest-numbered field), or 0.
+#[inline]
+fn first_bits(mask: u128) -> u128 {
+    first_field(mask).map_or(0, |(_, bit)| bit)
 }
 
 /// A string of 1 to 19 ASCII digits as a number.

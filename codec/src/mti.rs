@@ -262,6 +262,15 @@ mod tests {
             let known = Mti::ALL.iter().any(|m| m.as_str() == text);
             assert_eq!(Mti::parse(text.as_bytes()).is_ok(), known, "{text}");
         }
+        // Any byte that is not a digit, anywhere, makes it a bad MTI, not an unknown one.
+        for position in 0..4 {
+            for byte in (0..=255u8).filter(|b| !b.is_ascii_digit()) {
+                let mut digits = *b"0200";
+                digits[position] = byte;
+                let parsed = Mti::parse(&digits);
+                assert!(matches!(parsed, Err(MtiError::BadMti)), "{digits:?}");
+            }
+        }
     }
 
     #[test]
