@@ -250,14 +250,19 @@ impl Wal for SledWal {
     }
 
     /// Removes whole pages that end before `seq` (a page is known to end before `seq` when the
-    /// next page starts at or before it), at most `records_max` pages, returning how many
-    /// records they held.
+    /// next page starts at or before it), until they hold `records_max` records or more,
+    /// returning how many records they held.
     fn trim_before(&mut self, seq: u64, records_max: usize) -> io::Result<usize> {
         let mut batch = sled::Batch::default();
         let mut removed = 0;
         let mut previous: Option<u64> = None;
+        // A key is a page of records: stop at `records_max` records, not keys (4096 keys
+        // were about 170,000 records, one sled batch that held the next group up).
         let keys = self.db.range(..=seq.to_be_bytes()).keys();
-        for key in keys.take(records_max.saturating_add(1)) {
+        for key in keys {
+            if removed >= records_max {
+                break;
+            }
             let key = key.map_err(sled_error)?;
             let first_seq = key_seq(&key).ok_or_else(|| {
                 io::Error::other(format!(

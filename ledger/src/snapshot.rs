@@ -29,6 +29,10 @@ pub struct SnapshotInfo {
     pub path: PathBuf,
     /// From the start of encoding to the directory sync.
     pub write_duration: Duration,
+    /// Of which: encoding and writing the payload (written out 4 MB at a time as it goes).
+    pub encode_duration: Duration,
+    /// Of which: the final `fsync` of the file, the rename and the directory's `fsync`.
+    pub sync_duration: Duration,
     /// The WAL is needed from this record on: the older of the two snapshots kept, so that
     /// recovery can fall back to it if the newer one is damaged (0 while only one exists).
     pub wal_needed_from_seq: u64,
@@ -120,10 +124,12 @@ impl SnapshotStore {
         trailer.extend_from_slice(&crc.to_le_bytes());
         trailer.extend_from_slice(&crc32c::crc32c(&trailer).to_le_bytes());
         file.write_all(&trailer)?;
+        let encode_duration = started.elapsed();
         file.sync_all()?;
         drop(file);
         fs::rename(&temp, &path)?;
         File::open(&self.dir)?.sync_all()?;
+        let sync_duration = started.elapsed() - encode_duration;
 
         let seqs = self.list()?;
         for old in seqs.iter().skip(SNAPSHOTS_KEPT) {
@@ -135,6 +141,8 @@ impl SnapshotStore {
             bytes: payload_len + TRAILER_LEN as u64,
             path,
             write_duration: started.elapsed(),
+            encode_duration,
+            sync_duration,
             wal_needed_from_seq,
         })
     }

@@ -162,8 +162,9 @@ pub trait Wal: Send {
     /// dirty pages, so retrying could report success for lost data).
     fn sync(&mut self) -> io::Result<()>;
 
-    /// Removes up to `records_max` of the oldest records with a sequence number below `seq`,
-    /// returning how many it removed. Durable at the next sync at the latest; a trim lost in
+    /// Removes about `records_max` of the oldest records with a sequence number below `seq`
+    /// (a WAL that stores records in pages removes whole pages: up to a page more), returning
+    /// how many it removed; fewer than `records_max` only when none below `seq` is left. Durable at the next sync at the latest; a trim lost in
     /// a crash only leaves records recovery skips.
     fn trim_before(&mut self, seq: u64, records_max: usize) -> io::Result<usize>;
 }
