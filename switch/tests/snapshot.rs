@@ -73,3 +73,16 @@ fn a_snapshot_keeps_its_moment_and_restores_equal() {
     // Nothing after the snapshot posted: both books agree.
     assert_eq!(restored.book.check_balanced(), state.book.check_balanced());
 }
+
+#[test]
+fn a_snapshot_of_another_layout_is_refused_not_misread() {
+    let mut state = seeded();
+    state.apply(&HostEvent::Answered(answer(1)));
+    let bytes = postcard::to_stdvec(&state.snapshot()).expect("encodes");
+    assert!(postcard::from_bytes::<HostSnapshot>(&bytes).is_ok());
+    // What an earlier build wrote: the same fields without the format tag in front.
+    assert!(postcard::from_bytes::<HostSnapshot>(&bytes[8..]).is_err());
+    let mut retagged = bytes.clone();
+    retagged[..8].copy_from_slice(b"HOSTSN01");
+    assert!(postcard::from_bytes::<HostSnapshot>(&retagged).is_err());
+}

@@ -18,10 +18,11 @@ use serde::{Deserialize, Serialize};
 use ledger::account::{AccountId, AccountKind, Side};
 use ledger::book::{Book, BookSnapshot, LedgerEvent};
 use ledger::cow_map::CowMap;
+use ledger::cow_vec::CowVec;
 use ledger::state_machine::StateMachine;
 use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
-use answers::{Answer, RequestKey};
+use answers::{Answer, Answers, RequestKey};
 use audit::{AuditEntry, AuditTrail};
 use bank::{BankState, PendingTopUp, SafEntry, SafKind};
 use batches::{BatchEvent, Batches};
@@ -131,7 +132,7 @@ pub struct HostState {
     pub cards: CowMap<Pan, Card>,
     pub card_by_account: HashMap<AccountId, Pan>,
     pub blacklist: Blacklist,
-    pub answers: CowMap<RequestKey, Answer>,
+    pub answers: Answers,
     /// Sum refunded so far against each purchase.
     pub refunded_minor: HashMap<TransferId, u64>,
     /// Next retrieval reference number: one more than the highest ever logged.
@@ -341,7 +342,7 @@ impl StateMachine for HostState {
                 if let Some(rrn) = answer.reply.rrn {
                     self.next_rrn = self.next_rrn.max(rrn + 1);
                 }
-                self.answers.insert(answer.key, *answer);
+                self.answers.insert(*answer);
                 self.batches
                     .on_answered(answer.key.terminal, answer.key.stan);
             }
@@ -359,7 +360,7 @@ impl StateMachine for HostState {
                 // A STAN is unique per terminal per day: answers older than yesterday
                 // can no longer be retransmitted.
                 let keep_from = *day;
-                self.answers.retain(|_, answer| answer.day >= keep_from);
+                self.answers.keep_from_day(keep_from);
             }
             HostEvent::TopUpStarted(pending) => {
                 self.bank.use_stan(pending.bank_stan);
@@ -398,6 +399,7 @@ impl StateMachine for HostState {
 
     fn snapshot(&self) -> HostSnapshot {
         HostSnapshot {
+            format: SnapshotFormat,
             book: self.book.snapshot(),
             system: self.system,
             business_day: self.business_day,
@@ -406,7 +408,7 @@ impl StateMachine for HostState {
             terminals: self.terminals.values().cloned().collect(),
             cards: self.cards.clone(),
             blacklist: self.blacklist.clone(),
-            answers: self.answers.clone(),
+            answers: self.answers.log(),
             refunded_minor: self.refunded_minor.iter().map(|(k, v)| (*k, *v)).collect(),
             next_rrn: self.next_rrn,
             audit: self.audit.clone(),
@@ -427,7 +429,7 @@ impl StateMachine for HostState {
             card_by_account: cards.values().map(|c| (c.account, c.pan)).collect(),
             cards,
             blacklist: snapshot.blacklist,
-            answers: snapshot.answers,
+            answers: Answers::from_log(snapshot.answers),
             refunded_minor: snapshot.refunded_minor.into_iter().collect(),
             next_rrn: snapshot.next_rrn,
             audit: snapshot.audit,
@@ -456,6 +458,7 @@ impl StateMachine for HostState {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HostSnapshot {
+    pub format: SnapshotFormat,
     pub book: BookSnapshot,
     pub system: Option<SystemAccounts>,
     pub business_day: BusinessDay,
@@ -464,10 +467,44 @@ pub struct HostSnapshot {
     pub terminals: Vec<Terminal>,
     pub cards: CowMap<Pan, Card>,
     pub blacklist: Blacklist,
-    pub answers: CowMap<RequestKey, Answer>,
+    /// In the order given; the index by key is rebuilt on restore.
+    pub answers: CowVec<Answer>,
     pub refunded_minor: Vec<(TransferId, u64)>,
     pub next_rrn: u64,
     pub audit: AuditTrail,
     pub bank: BankState,
     pub batches: Batches,
+}
+
+/// The first bytes of every host snapshot: the layout of what follows. A snapshot of another
+/// layout is refused (the start fails with the snapshot named, and this logs both formats)
+/// instead of being misread: postcard is not self-describing. Before this tag, a snapshot's
+/// first bytes were the book's (and its answers a map, not a log).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotFormat;
+
+const SNAPSHOT_FORMAT: [u8; 8] = *b"HOSTSN02";
+
+impl Serialize for SnapshotFormat {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        SNAPSHOT_FORMAT.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SnapshotFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let found = <[u8; 8]>::deserialize(deserializer)?;
+        if found != SNAPSHOT_FORMAT {
+            // postcard drops a custom error's text: say it here.
+            let message = format!(
+                "host snapshot format {:?}, this build reads {:?} only: recover this data \
+                 directory with the build that wrote it",
+                String::from_utf8_lossy(&found),
+                String::from_utf8_lossy(&SNAPSHOT_FORMAT),
+            );
+            tracing::error!("{message}");
+            return Err(serde::de::Error::custom(message));
+        }
+        Ok(SnapshotFormat)
+    }
 }
