@@ -22,6 +22,7 @@
 pub mod account;
 pub mod book;
 pub mod cow_map;
+pub mod cow_ord_map;
 pub mod cow_vec;
 pub mod engine;
 mod hash;

@@ -3,12 +3,13 @@
 //! the STANs seen, and the closing. Derived from postings and [`BatchEvent`]s only, so a
 //! replay rebuilds it exactly.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use ledger::book::Totals;
+use ledger::cow_ord_map::CowOrdMap;
 use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
 use super::ids::{Pan, TerminalId};
@@ -192,8 +193,10 @@ pub struct Batch {
     pub at_close: Option<AtClose>,
     /// Every STAN of the batch the host recorded (postings, reversals, declines, advices,
     /// uploads), for the gap report.
-    pub stans: BTreeSet<u32>,
-    pub transactions: BTreeMap<TxnKey, BatchTxn>,
+    /// (A set: the values are `()`.) Kept in runs behind `Arc`, like `transactions`: after a
+    /// snapshot, a write copies one run, not a whole open batch.
+    pub stans: CowOrdMap<u32, ()>,
+    pub transactions: CowOrdMap<TxnKey, BatchTxn>,
     pub offline: Vec<OfflineSale>,
     pub uploads: Vec<Upload>,
     /// Offline sales the merchant bears: the terminal counts them as sales, the book's batch
@@ -226,13 +229,13 @@ impl Batch {
     /// million, which a report lists only the start of.
     pub fn stan_gaps_iter(&self) -> impl Iterator<Item = u32> + '_ {
         self.stans
-            .iter()
-            .zip(self.stans.iter().skip(1))
+            .keys()
+            .zip(self.stans.keys().skip(1))
             .flat_map(|(&low, &high)| low + 1..high)
     }
 
     pub fn stan_gap_count(&self) -> u64 {
-        match (self.stans.first(), self.stans.last()) {
+        match (self.stans.first_key(), self.stans.last_key()) {
             (Some(&low), Some(&high)) => (high - low + 1) as u64 - self.stans.len() as u64,
             _ => 0,
         }
@@ -344,7 +347,7 @@ impl Batches {
             | TransferKind::OfflineRejected
             | TransferKind::Refund => {
                 let batch = self.batch_mut(key);
-                batch.stans.insert(refs.stan);
+                batch.stans.insert(refs.stan, ());
                 batch.transactions.insert(
                     txn,
                     BatchTxn {
@@ -357,7 +360,7 @@ impl Batches {
                 );
             }
             TransferKind::Reversal => {
-                self.batch_mut(key).stans.insert(refs.stan);
+                self.batch_mut(key).stans.insert(refs.stan, ());
                 let Some(original) = original else { return };
                 let refs = &original.refs;
                 let original_key = BatchKey {
@@ -386,7 +389,7 @@ impl Batches {
         if let Some(&batch) = self.current.get(&terminal) {
             self.batch_mut(BatchKey { terminal, batch })
                 .stans
-                .insert(stan);
+                .insert(stan, ());
         }
     }
 
@@ -402,7 +405,7 @@ impl Batches {
                     terminal: *terminal,
                     batch: *batch,
                 };
-                self.batch_mut(key).stans.insert(*stan);
+                self.batch_mut(key).stans.insert(*stan, ());
             }
             BatchEvent::Seen {
                 terminal,
@@ -435,7 +438,7 @@ impl Batches {
             }
             BatchEvent::Uploaded { batch, upload } => {
                 let batch = self.batch_mut(*batch);
-                batch.stans.insert(upload.txn.stan);
+                batch.stans.insert(upload.txn.stan, ());
                 if let Some(entry) = batch.transactions.get_mut(&upload.txn) {
                     entry.uploaded = true;
                 }
@@ -461,7 +464,7 @@ mod tests {
     #[test]
     fn gaps_are_the_holes_between_the_lowest_and_highest_stan() {
         let mut batch = Batch::default();
-        batch.stans.extend([3, 4, 7, 8, 10]);
+        batch.stans.extend([3, 4, 7, 8, 10].map(|stan| (stan, ())));
         assert_eq!(batch.stan_gaps(), vec![5, 6, 9]);
         assert_eq!(batch.stan_gap_count(), 3);
         assert_eq!(Batch::default().stan_gaps(), Vec::<u32>::new());

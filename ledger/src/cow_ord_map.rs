@@ -1,0 +1,225 @@
+//! An ordered map kept in runs of neighbouring keys, each run behind an `Arc`: a clone shares
+//! the runs, and a write copies the one run it touches while a clone still shares it.
+//!
+//! For ordered maps of a state machine that grow without bound between two snapshots (the
+//! switch's open offline batches, one entry per sale): copied whole, the first write after a
+//! snapshot copied every sale of the batch on the engine thread; now it copies one run of at
+//! most [`RUN_MAX`] entries. Serialized as a plain map, like a `BTreeMap`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Entries per run at most: a run splits in two when it grows past it.
+pub const RUN_MAX: usize = 512;
+
+#[derive(Clone)]
+pub struct CowOrdMap<K, V> {
+    /// Each run under its lowest key; the runs' key ranges do not overlap.
+    runs: BTreeMap<K, Arc<BTreeMap<K, V>>>,
+    len: usize,
+}
+
+impl<K, V> Default for CowOrdMap<K, V> {
+    fn default() -> Self {
+        CowOrdMap {
+            runs: BTreeMap::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
+    pub fn new() -> CowOrdMap<K, V> {
+        CowOrdMap::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The run that holds `key` if any holds it: the one under the greatest lowest key not
+    /// above it.
+    fn run_of(&self, key: &K) -> Option<&BTreeMap<K, V>> {
+        self.runs.range(..=key).next_back().map(|(_, run)| &**run)
+    }
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.run_of(key)?.get(key)
+    }
+
+    pub fn contains_key(&self, key: &K) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// The value, its run copied first if a clone shares it.
+    pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        let run = self.runs.range_mut(..=key).next_back()?.1;
+        if !run.contains_key(key) {
+            return None;
+        }
+        Arc::make_mut(run).get_mut(key)
+    }
+
+    pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        let lowest = match self.runs.range(..=&key).next_back() {
+            Some((lowest, _)) => lowest.clone(),
+            None => {
+                // Below every run (or none yet): the first run takes it, under its new lowest key.
+                let run = match self.runs.pop_first() {
+                    Some((_, run)) => run,
+                    None => Arc::new(BTreeMap::new()),
+                };
+                self.runs.insert(key.clone(), run);
+                key.clone()
+            }
+        };
+        let run = Arc::make_mut(self.runs.get_mut(&lowest).expect("the run just found"));
+        let previous = run.insert(key, value);
+        if previous.is_none() {
+            self.len += 1;
+        }
+        if run.len() > RUN_MAX {
+            let middle = run
+                .keys()
+                .nth(run.len() / 2)
+                .expect("a run past RUN_MAX")
+                .clone();
+            let upper = run.split_off(&middle);
+            self.runs.insert(middle, Arc::new(upper));
+        }
+        previous
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
+        self.runs.values().flat_map(|run| run.iter())
+    }
+
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + '_ {
+        self.iter().map(|(key, _)| key)
+    }
+
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + '_ {
+        self.iter().map(|(_, value)| value)
+    }
+
+    pub fn first_key(&self) -> Option<&K> {
+        self.keys().next()
+    }
+
+    pub fn last_key(&self) -> Option<&K> {
+        self.keys().next_back()
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> FromIterator<(K, V)> for CowOrdMap<K, V> {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> CowOrdMap<K, V> {
+        let mut map = CowOrdMap::new();
+        for (key, value) in iter {
+            map.insert(key, value);
+        }
+        map
+    }
+}
+
+impl<K: Ord + Clone, V: Clone> Extend<(K, V)> for CowOrdMap<K, V> {
+    fn extend<I: IntoIterator<Item = (K, V)>>(&mut self, iter: I) {
+        for (key, value) in iter {
+            self.insert(key, value);
+        }
+    }
+}
+
+impl<K: PartialEq, V: PartialEq> PartialEq for CowOrdMap<K, V> {
+    /// Equal entries, however they are split into runs.
+    fn eq(&self, other: &Self) -> bool {
+        let ours = self.runs.values().flat_map(|run| run.iter());
+        let theirs = other.runs.values().flat_map(|run| run.iter());
+        self.len == other.len && ours.eq(theirs)
+    }
+}
+
+impl<K: Eq, V: Eq> Eq for CowOrdMap<K, V> {}
+
+impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for CowOrdMap<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.runs.values().flat_map(|run| run.iter()))
+            .finish()
+    }
+}
+
+impl<K: Serialize, V: Serialize> Serialize for CowOrdMap<K, V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len))?;
+        for (key, value) in self.runs.values().flat_map(|run| run.iter()) {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, K, V> Deserialize<'de> for CowOrdMap<K, V>
+where
+    K: Deserialize<'de> + Ord + Clone,
+    V: Deserialize<'de> + Clone,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CowOrdMap<K, V>, D::Error> {
+        let entries = BTreeMap::<K, V>::deserialize(deserializer)?;
+        Ok(entries.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clone_keeps_its_entries_while_the_original_changes_in_any_order() {
+        // Keys in a scrambled order, below and above every run, so that runs split and the
+        // first run takes new lowest keys.
+        let keys: Vec<u32> = (0..5_000u32).map(|n| (n * 7_919) % 5_000 + 10).collect();
+        let mut map: CowOrdMap<u32, u64> = keys.iter().map(|&k| (k, k as u64)).collect();
+        let plain: BTreeMap<u32, u64> = keys.iter().map(|&k| (k, k as u64)).collect();
+        assert_eq!(map.len(), 5_000);
+        assert!(map.iter().map(|(k, v)| (*k, *v)).eq(plain.clone()));
+        assert!(map.runs.len() > 5_000 / RUN_MAX, "runs split");
+
+        let snapshot = map.clone();
+        *map.get_mut(&500).expect("present") = 99;
+        assert_eq!(map.insert(3, 3), None);
+        assert_eq!(map.insert(9_999, 1), None);
+        assert_eq!(map.insert(20, 21), Some(20));
+        assert_eq!(map.get(&500), Some(&99));
+        assert_eq!(map.get(&20), Some(&21));
+        assert_eq!(map.first_key(), Some(&3));
+        assert_eq!(map.last_key(), Some(&9_999));
+        assert_eq!(map.len(), 5_002);
+        assert_eq!(map.get_mut(&5), None);
+        assert_eq!(map.get(&2), None);
+
+        assert!(snapshot.iter().map(|(k, v)| (*k, *v)).eq(plain));
+        assert_eq!(snapshot.first_key(), Some(&10));
+        assert_eq!(snapshot.len(), 5_000);
+        assert_ne!(snapshot, map);
+    }
+
+    #[test]
+    fn round_trips_as_a_plain_map_and_equals_however_split() {
+        let map: CowOrdMap<u32, String> = (0..2_000).rev().map(|n| (n, n.to_string())).collect();
+        let bytes = postcard::to_stdvec(&map).expect("encodes");
+        let plain: BTreeMap<u32, String> =
+            postcard::from_bytes(&bytes).expect("a plain map reads it");
+        assert_eq!(postcard::to_stdvec(&plain).expect("encodes"), bytes);
+        let back: CowOrdMap<u32, String> = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(back, map, "built in another order, split otherwise, equal");
+        assert_eq!(back.get(&1_999).map(String::as_str), Some("1999"));
+    }
+}
