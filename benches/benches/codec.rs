@@ -18,8 +18,9 @@
 mod codec_pair;
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bursar_benches::{median_ns, thread_cpu_ns};
 use bytes::Bytes;
 use codec_pair::{ours, theirs, REQUEST_HEX, RESPONSE_HEX};
 use criterion::Criterion;
@@ -119,47 +120,4 @@ fn main() {
             theirs_ns / ours_ns
         );
     }
-}
-
-/// This thread's time on a CPU so far, in nanoseconds (Linux), or `None`.
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
-/// Median over `rounds` of the mean time per call of `f` (thread CPU time where available,
-/// see [`thread_cpu_ns`], else wall clock), each round lasting about `round_time`.
-fn median_ns<T>(rounds: usize, round_time: Duration, mut f: impl FnMut() -> T) -> f64 {
-    // Calibrate a batch size that takes about a millisecond, so the clock is read rarely.
-    let mut batch = 1u64;
-    loop {
-        let start = Instant::now();
-        for _ in 0..batch {
-            black_box(f());
-        }
-        if start.elapsed() >= Duration::from_millis(1) || batch >= 1 << 24 {
-            break;
-        }
-        batch *= 2;
-    }
-    let mut means: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            let cpu_start = thread_cpu_ns();
-            let mut calls = 0u64;
-            while start.elapsed() < round_time {
-                for _ in 0..batch {
-                    black_box(f());
-                }
-                calls += batch;
-            }
-            let ns = match (cpu_start, thread_cpu_ns()) {
-                (Some(from), Some(to)) => to.saturating_sub(from) as f64,
-                _ => start.elapsed().as_nanos() as f64,
-            };
-            ns / calls as f64
-        })
-        .collect();
-    means.sort_by(f64::total_cmp);
-    means[means.len() / 2]
 }

@@ -8,7 +8,8 @@
 //! - [`MessageBuilder`]: building outgoing messages and responses, with their bitmaps and
 //!   MACs;
 //! - [`framing::FrameCodec`]: the 2-byte length prefix, as a `tokio_util` codec;
-//! - [`security`]: ISO 9564 format-0 PIN blocks and the ISO 9797-1 retail MAC;
+//! - [`security`]: ISO 9564 format-0 PIN blocks and the ISO 9797-1 retail MAC, over the
+//!   table-driven DES of [`des`];
 //! - [`mask`]: what a log may show of a message (`Display`/`Debug` never show a full PAN,
 //!   a PIN block, track data, a MAC or a key).
 //!
@@ -22,6 +23,7 @@
 
 mod body;
 pub mod builder;
+pub mod des;
 pub mod error;
 pub mod field;
 pub mod framing;

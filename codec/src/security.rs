@@ -6,10 +6,7 @@
 
 use std::fmt;
 
-use des::cipher::generic_array::GenericArray;
-use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
-use des::{Des, TdesEde2};
-
+use crate::des::{Schedule, Tdes2};
 use crate::message::Message;
 
 /// Why a key could not be made.
@@ -51,11 +48,7 @@ pub enum PinError {
 
 /// A double-length (16-byte, two-key) TDES key: a TPK or TAK. `Debug` is redacted.
 #[derive(Clone)]
-pub struct TdesKey {
-    tdes: TdesEde2,
-    left: Des,
-    right: Des,
-}
+pub struct TdesKey(Tdes2);
 
 impl TdesKey {
     /// A key from its 32 hex digits (as in the admin API's `tpk`/`tak`).
@@ -65,12 +58,7 @@ impl TdesKey {
 
     /// A key from its 16 bytes. DES parity bits are ignored, as DES does.
     pub fn from_bytes(key: &[u8; 16]) -> TdesKey {
-        let (left, right) = key.split_at(8);
-        TdesKey {
-            tdes: TdesEde2::new(GenericArray::from_slice(key)),
-            left: Des::new(GenericArray::from_slice(left)),
-            right: Des::new(GenericArray::from_slice(right)),
-        }
+        TdesKey(Tdes2::new(key))
     }
 
     /// The key check value: the first 3 bytes of a zero block encrypted under the key. Safe
@@ -82,16 +70,12 @@ impl TdesKey {
 
     /// TDES-encrypts one block.
     pub fn encrypt(&self, block: &[u8; 8]) -> [u8; 8] {
-        let mut block = GenericArray::from(*block);
-        self.tdes.encrypt_block(&mut block);
-        block.into()
+        self.0.encrypt(*block)
     }
 
     /// TDES-decrypts one block.
     pub fn decrypt(&self, block: &[u8; 8]) -> [u8; 8] {
-        let mut block = GenericArray::from(*block);
-        self.tdes.decrypt_block(&mut block);
-        block.into()
+        self.0.decrypt(*block)
     }
 }
 
@@ -103,7 +87,7 @@ impl fmt::Debug for TdesKey {
 
 /// A single-length (8-byte) DES key. `Debug` is redacted.
 #[derive(Clone)]
-pub struct DesKey(Des);
+pub struct DesKey(Schedule);
 
 impl DesKey {
     /// A key from its 16 hex digits.
@@ -113,12 +97,12 @@ impl DesKey {
 
     /// A key from its 8 bytes.
     pub fn from_bytes(key: &[u8; 8]) -> DesKey {
-        DesKey(Des::new(GenericArray::from_slice(key)))
+        DesKey(Schedule::new(key))
     }
 
     /// DES-encrypts one block.
     pub fn encrypt(&self, block: &[u8; 8]) -> [u8; 8] {
-        des_encrypt(&self.0, *block)
+        self.0.encrypt(*block)
     }
 
     /// The key check value (see [`TdesKey::check_value`]).
@@ -263,29 +247,25 @@ fn pan_field(pan: &str) -> Result<[u8; 8], PinError> {
 /// empty), DES-CBC under the key's left half, then the last block decrypted under the right
 /// half and encrypted under the left again.
 pub fn retail_mac(tak: &TdesKey, data: &[u8]) -> [u8; 8] {
+    let (left, right) = (tak.0.left(), tak.0.right());
     let mut state = 0u64;
+    let mut chain = |block: [u8; 8]| {
+        let input = state ^ u64::from_be_bytes(block);
+        state = u64::from_be_bytes(left.encrypt(input.to_be_bytes()));
+    };
     let mut chunks = data.chunks_exact(8);
     for chunk in &mut chunks {
         let mut block = [0u8; 8];
         block.copy_from_slice(chunk);
-        state = u64::from_be_bytes(des_encrypt(
-            &tak.left,
-            (state ^ u64::from_be_bytes(block)).to_be_bytes(),
-        ));
+        chain(block);
     }
     let rest = chunks.remainder();
     if !rest.is_empty() || data.is_empty() {
         let mut block = [0u8; 8];
         block[..rest.len()].copy_from_slice(rest);
-        state = u64::from_be_bytes(des_encrypt(
-            &tak.left,
-            (state ^ u64::from_be_bytes(block)).to_be_bytes(),
-        ));
+        chain(block);
     }
-    let mut block = GenericArray::from(state.to_be_bytes());
-    tak.right.decrypt_block(&mut block);
-    tak.left.encrypt_block(&mut block);
-    block.into()
+    left.encrypt(right.decrypt(state.to_be_bytes()))
 }
 
 /// Whether `mac` is the retail MAC of `data`, compared in constant time.
@@ -303,12 +283,6 @@ pub fn verify_message_mac(tak: &TdesKey, message: &Message) -> bool {
         (Some(data), Some(mac)) => verify_mac(tak, data, &mac),
         _ => false,
     }
-}
-
-fn des_encrypt(key: &Des, block: [u8; 8]) -> [u8; 8] {
-    let mut block = GenericArray::from(block);
-    key.encrypt_block(&mut block);
-    block.into()
 }
 
 /// Equality that looks at every byte whatever the first difference.

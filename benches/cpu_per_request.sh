@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# CPU time per request of each of bursar's threads, in a closed-loop run: A/B of two or more
+# bursar binaries under the same loadgen, alternated, so that each sees the same machine.
+#
+#   benches/cpu_per_request.sh OLD_BURSAR NEW_BURSAR [MORE...]   # each given binary, ROUNDS times
+#   benches/cpu_per_request.sh                                   # just this tree's release build
+#
+# For each run: bursar (durable WAL, fresh data directory) under `loadgen run` (TERMINALS
+# terminals, DEPTH in flight each, the e2e mix); once the load is flowing, WINDOW seconds of
+# CPU read from /proc/<bursar>/task/*/stat (utime + stime), by thread kind, divided by the
+# requests bursar counted in the same window (bursar_requests_total on /metrics). Thread CPU
+# leaves out time waiting for fsync, and includes what loadgen's load makes the kernel do on
+# bursar's behalf (socket system calls). docs/BENCHMARKS.md has figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TERMINALS=${TERMINALS:-64}
+DEPTH=${DEPTH:-8}
+WINDOW=${WINDOW:-6}
+ROUNDS=${ROUNDS:-2}
+MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
+CARDS=${CARDS:-1024}
+
+source benches/common.sh
+build release
+BINARIES=("$@")
+((${#BINARIES[@]})) || BINARIES=("$BIN/bursar")
+LOADGEN=$BIN/loadgen
+HZ=$(getconf CLK_TCK)
+
+requests() { # requests answered so far, as bursar counts them
+    curl -sf "http://$ADMIN_ADDR/metrics" |
+        awk '/^bursar_requests_total[{ ]/ { n += $NF } END { printf "%d\n", n }'
+}
+
+ticks() { # "<thread kind> <utime+stime ticks>" per thread of process $1
+    python3 - "$1" <<'PY'
+import glob, re, sys
+for path in glob.glob(f"/proc/{sys.argv[1]}/task/*/stat"):
+    try:
+        stat = open(path).read()
+    except OSError:
+        continue  # the thread ended
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2 :].split()
+    kind = re.sub(r"[-_]?\d+$", "", name)  # sled-io-3 -> sled-io
+    print(kind, int(fields[11]) + int(fields[12]))
+PY
+}
+
+printf '%-40s %10s %12s %10s  %s\n' binary req/s total_us window_req "us per request by thread kind"
+for round in $(seq "$ROUNDS"); do
+    for binary in "${BINARIES[@]}"; do
+        BIN_SAVED=$BIN
+        mkdir -p "$WORK/bin"
+        ln -sf "$(realpath "$binary")" "$WORK/bin/bursar"
+        BIN=$WORK/bin
+        start_bursar
+        BIN=$BIN_SAVED
+        "$LOADGEN" run --terminals "$TERMINALS" --cards "$CARDS" --mix "$MIX" \
+            --duration $((WINDOW + 8))s --depth "$DEPTH" "${BURSAR[@]}" --json \
+            >"$WORK/run.json" 2>"$WORK/loadgen.log" &
+        LOAD_PID=$!
+        # Wait for the load proper (after provisioning and sign-on), then 2 s to settle.
+        before=$(requests)
+        while sleep 0.5; do
+            now=$(requests)
+            ((now - before > 2000)) && break
+            before=$now
+        done
+        sleep 2
+        r0=$(requests)
+        ticks "$HOST_PID" >"$WORK/t0"
+        sleep "$WINDOW"
+        r1=$(requests)
+        ticks "$HOST_PID" >"$WORK/t1"
+        wait "$LOAD_PID"
+        stop_host
+        rm -rf "$WORK/data" "$WORK/outbox"
+        n=$((r1 - r0))
+        awk -v n="$n" -v hz="$HZ" -v bin="$binary" -v w="$WINDOW" '
+            FNR == NR { t0[$1] += $2; next }
+            { t1[$1] += $2 }
+            END {
+                for (k in t1) { us = (t1[k] - t0[k]) * 1e6 / hz / n; total += us
+                    if (us >= 0.05) line = line sprintf(" %s=%.1f", k, us) }
+                printf "%-40s %10d %12.1f %10d %s\n", bin, n / w, total, n, line
+            }' "$WORK/t0" "$WORK/t1"
+    done
+done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
