@@ -20,7 +20,7 @@ mod codec_pair;
 use std::hint::black_box;
 use std::time::Duration;
 
-use bursar_benches::{median_ns, thread_cpu_ns};
+use bursar_benches::{median_ns, print_ratios, ratio_rounds};
 use bytes::Bytes;
 use codec_pair::{ours, theirs, REQUEST_HEX, RESPONSE_HEX};
 use criterion::Criterion;
@@ -78,23 +78,7 @@ fn main() {
     }
     criterion.final_summary();
 
-    // `cargo bench` passes --bench; `cargo test --benches` does not: then one quick round
-    // only checks that the loops run.
-    let full = std::env::args().any(|a| a == "--bench");
-    let (rounds, round_time) = if full {
-        (7, Duration::from_millis(700))
-    } else {
-        (1, Duration::from_millis(20))
-    };
-    let clock = match thread_cpu_ns() {
-        Some(_) => "thread CPU time",
-        None => "wall clock",
-    };
-    println!("\nratio (median ns per iteration over {rounds} rounds of {round_time:?}, {clock}):");
-    println!(
-        "{:<12} {:>12} {:>12} {:>8}",
-        "workload", "codec", "iso8583_rs", "ratio"
-    );
+    let (rounds, round_time) = ratio_rounds();
     let rows: [(&str, f64, f64); 3] = [
         (
             "parse_0200",
@@ -114,10 +98,5 @@ fn main() {
             median_ns(rounds, round_time, || theirs::pair(spec, &mut request_vec)),
         ),
     ];
-    for (name, ours_ns, theirs_ns) in rows {
-        println!(
-            "{name:<12} {ours_ns:>10.0}ns {theirs_ns:>10.0}ns {:>7.1}x",
-            theirs_ns / ours_ns
-        );
-    }
+    print_ratios(rounds, round_time, "iso8583_rs", &rows);
 }

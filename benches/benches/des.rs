@@ -15,7 +15,7 @@ mod reference;
 use std::hint::black_box;
 use std::time::Duration;
 
-use bursar_benches::median_ns;
+use bursar_benches::{median_ns, print_ratios, ratio_rounds};
 use codec::security::{retail_mac, TdesKey};
 use criterion::Criterion;
 use reference::Reference;
@@ -59,18 +59,7 @@ fn main() {
     }
     criterion.final_summary();
 
-    // `cargo bench` passes --bench; `cargo test --benches` does not: then one quick round.
-    let full = std::env::args().any(|a| a == "--bench");
-    let (rounds, round_time) = if full {
-        (7, Duration::from_millis(700))
-    } else {
-        (1, Duration::from_millis(20))
-    };
-    println!("\nratio (median ns per call over {rounds} rounds of {round_time:?}):");
-    println!(
-        "{:<12} {:>12} {:>12} {:>8}",
-        "workload", "codec", "des", "ratio"
-    );
+    let (rounds, round_time) = ratio_rounds();
     let rows: [(&str, f64, f64); 2] = [
         (
             "mac_0200",
@@ -85,10 +74,5 @@ fn main() {
             }),
         ),
     ];
-    for (name, ours_ns, theirs_ns) in rows {
-        println!(
-            "{name:<12} {ours_ns:>10.0}ns {theirs_ns:>10.0}ns {:>7.1}x",
-            theirs_ns / ours_ns
-        );
-    }
+    print_ratios(rounds, round_time, "des", &rows);
 }

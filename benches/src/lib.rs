@@ -169,3 +169,33 @@ pub fn median_ns<T>(rounds: usize, round_time: Duration, mut f: impl FnMut() -> 
     means.sort_by(f64::total_cmp);
     means[means.len() / 2]
 }
+
+/// Rounds and round length for the ratio tables the benchmarks print after criterion's:
+/// `cargo bench` passes --bench; `cargo test --benches` does not, and then one quick round
+/// only checks that the loops run.
+pub fn ratio_rounds() -> (usize, Duration) {
+    if std::env::args().any(|a| a == "--bench") {
+        (7, Duration::from_millis(700))
+    } else {
+        (1, Duration::from_millis(20))
+    }
+}
+
+/// Prints rows of (workload, our ns, their ns) with the ratio theirs / ours.
+pub fn print_ratios(rounds: usize, round_time: Duration, theirs: &str, rows: &[(&str, f64, f64)]) {
+    let clock = match thread_cpu_ns() {
+        Some(_) => "thread CPU time",
+        None => "wall clock",
+    };
+    println!("\nratio (median ns per call over {rounds} rounds of {round_time:?}, {clock}):");
+    println!(
+        "{:<12} {:>12} {:>12} {:>8}",
+        "workload", "codec", theirs, "ratio"
+    );
+    for (name, ours_ns, theirs_ns) in rows {
+        println!(
+            "{name:<12} {ours_ns:>10.0}ns {theirs_ns:>10.0}ns {:>7.1}x",
+            theirs_ns / ours_ns
+        );
+    }
+}
