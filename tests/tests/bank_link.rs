@@ -639,6 +639,31 @@ fn a_top_up_out_at_the_bank_when_the_host_dies_is_reversed_after_the_restart() {
 }
 
 #[test]
+fn a_top_up_at_the_bank_does_not_hold_up_the_requests_behind_it() {
+    let (host, mut bank) = start_pair("", &[]);
+    // The bank takes 300 ms (within the host's 400 ms timeout); an echo pipelined behind
+    // the top-up on the same connection is answered first, the top-up after (PROTOCOL.md 1).
+    bank.control("delay 0200 300");
+    let mut kiosk = signed_on(&host, KIOSK, KIOSK_MERCHANT);
+    let before = host.balance_minor(STUDENT);
+    let top_up = top_up_frame(&mut kiosk, STUDENT, 300, STUDENT_PIN);
+    let echo = kiosk.network_request(301, None);
+    let echo = kiosk.finish(echo);
+    kiosk.send_frame(&top_up);
+    kiosk.send_frame(&echo);
+    let (first, second) = (kiosk.recv(), kiosk.recv());
+    assert_eq!(
+        first.mti(),
+        Mti::NETWORK_RESPONSE,
+        "the echo is not held up"
+    );
+    assert_eq!(code(&first), "00");
+    assert_eq!(second.mti(), Mti::FINANCIAL_RESPONSE);
+    assert_eq!(code(&second), "00");
+    assert_eq!(host.balance_minor(STUDENT), before + 300);
+}
+
+#[test]
 fn a_retransmission_while_the_bank_decides_gets_the_same_answer_and_credits_once() {
     let (host, mut bank) = start_pair("", &[]);
     // The bank takes its time (within the host's timeout), so the kiosk's retransmission

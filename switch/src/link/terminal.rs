@@ -1,23 +1,25 @@
 //! The terminal link: a TCP (optionally TLS) server of length-prefixed ISO 8583 frames.
 //!
-//! Each connection has a reader that decodes frames and starts one task per request, bounded
-//! by a per-connection in-flight limit, and a writer that sends responses as they complete:
-//! a slow request never holds up the others on its connection (PROTOCOL.md 1, pipelining).
+//! Each connection is one task that reads frames, drives its requests' futures (bounded by a
+//! per-connection in-flight limit) and writes each batch of responses as they complete: a
+//! slow request never holds up the others on its connection (PROTOCOL.md 1, pipelining).
 //! The connection keeps the keys of the terminals it serves, learned from the engine, so that
-//! its tasks check MACs and decrypt PIN blocks before the engine (`authorize::prechecked`).
+//! its requests check MACs and decrypt PIN blocks before the engine (`authorize::prechecked`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use codec::framing::{FrameCodec, FrameError};
 use codec::{MaskedPan, Message};
-use futures::{SinkExt, StreamExt};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Semaphore};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::sync::Semaphore;
+use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -30,7 +32,7 @@ use crate::state::ids::TerminalId;
 use crate::state::registry::TerminalKeys;
 
 /// The keys of the terminals seen on one connection.
-type KnownKeys = Arc<Mutex<HashMap<TerminalId, TerminalKeys>>>;
+type KnownKeys = Mutex<HashMap<TerminalId, TerminalKeys>>;
 
 pub async fn serve(listener: TcpListener, host: Arc<Host>, shutdown: CancellationToken) {
     let connections = Arc::new(Semaphore::new(host.config.terminal_link.max_connections));
@@ -77,75 +79,123 @@ pub async fn serve(listener: TcpListener, host: Arc<Host>, shutdown: Cancellatio
 
 async fn connection<S>(stream: S, host: Arc<Host>, shutdown: CancellationToken)
 where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let link = &host.config.terminal_link;
-    let (reader, writer) = tokio::io::split(stream);
-    let mut frames = FramedRead::new(reader, FrameCodec::new(link.max_frame_bytes));
-    let (responses, mut outbox) = mpsc::channel::<Bytes>(link.max_in_flight_per_connection);
-    let write_codec = FrameCodec::new(link.max_frame_bytes);
-    let writer_task = tokio::spawn(async move {
-        let mut sink = FramedWrite::new(writer, write_codec);
-        while let Some(frame) = outbox.recv().await {
-            if sink.send(frame).await.is_err() {
-                break;
-            }
-        }
-    });
-    let in_flight = Arc::new(Semaphore::new(link.max_in_flight_per_connection));
+    let limit = link.max_in_flight_per_connection;
+    assert!(
+        limit > 0,
+        "the configuration refuses a zero in-flight limit"
+    );
+    let mut framed = Framed::new(stream, FrameCodec::new(link.max_frame_bytes));
     let known_keys = KnownKeys::default();
+    // The connection's requests, polled by this one task: no task, channel or `Arc` per
+    // request, and each completes on its own (a top-up waiting on the bank holds up nothing).
+    let mut requests = FuturesUnordered::new();
     let idle = Duration::from_millis(link.idle_timeout_ms);
+    let idle_timer = tokio::time::sleep(idle);
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(idle_timer, cancelled);
+    let mut last_frame = Instant::now();
+    // False once the peer closed, idled, failed or the host shuts down: no new requests are
+    // read, the ones started are still answered (SIGTERM drains).
+    let mut reading = true;
     loop {
-        let next = tokio::select! {
-            next = tokio::time::timeout(idle, frames.next()) => next,
-            _ = shutdown.cancelled() => break,
-        };
-        let frame = match next {
-            Err(_) => {
-                info!("terminal idle too long: closing");
-                break;
+        tokio::select! {
+            biased;
+            Some(answered) = requests.next() => {
+                if let Err(error) = write_answers(&mut framed, answered, &mut requests).await {
+                    debug!(%error, "write failed");
+                    break;
+                }
             }
-            Ok(None) => break,
-            Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(FrameError::Oversize { declared, max }))) => {
-                host.metrics
-                    .frames_rejected
-                    .with_label_values(&["oversize"])
-                    .inc();
-                warn!(
-                    declared,
-                    max, "frame above the maximum size: closing the connection"
-                );
-                break;
+            // Backpressure: at the limit, stop reading until a request completes.
+            next = framed.next(), if reading && requests.len() < limit => {
+                let frame = match next {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(error)) => {
+                        reading = false;
+                        rejected(&host, error);
+                        continue;
+                    }
+                    None => {
+                        reading = false;
+                        continue;
+                    }
+                };
+                last_frame = Instant::now();
+                requests.push(request(&host, &known_keys, frame, last_frame));
             }
-            Ok(Some(Err(error))) => {
-                debug!(%error, "read failed");
-                break;
+            // Re-armed from the last frame rather than reset on each one, which costs more.
+            () = &mut idle_timer, if reading => {
+                let deadline = last_frame + idle;
+                if Instant::now() >= deadline {
+                    info!("terminal idle too long: closing");
+                    reading = false;
+                } else {
+                    idle_timer.as_mut().reset(deadline.into());
+                }
             }
-        };
-        // Backpressure: at the limit, stop reading until a request completes.
-        let Ok(permit) = in_flight.clone().acquire_owned().await else {
-            break;
-        };
-        let host = host.clone();
-        let responses = responses.clone();
-        let known_keys = known_keys.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            host.metrics.in_flight.inc();
-            if let Some(response) = answer(&host, &known_keys, frame, started).await {
-                let _ = responses.send(response).await;
-            }
-            host.metrics.in_flight.dec();
-            drop(permit);
-        });
+            () = &mut cancelled, if reading => reading = false,
+            else => break,
+        }
     }
-    // Let requests already started finish and be answered (SIGTERM drains).
-    let _ = in_flight
-        .acquire_many(link.max_in_flight_per_connection as u32)
-        .await;
-    drop(responses);
-    let _ = writer_task.await;
+}
+
+/// Counts the frame that ended a connection's reading.
+fn rejected(host: &Host, error: FrameError) {
+    match error {
+        FrameError::Oversize { declared, max } => {
+            host.metrics
+                .frames_rejected
+                .with_label_values(&["oversize"])
+                .inc();
+            warn!(
+                declared,
+                max, "frame above the maximum size: closing the connection"
+            );
+        }
+        error => debug!(%error, "read failed"),
+    }
+}
+
+/// Writes `first` and every other answer already complete, then flushes once: one system
+/// call for all of them instead of one each.
+async fn write_answers<S, F>(
+    framed: &mut Framed<S, FrameCodec>,
+    first: Option<Bytes>,
+    requests: &mut FuturesUnordered<F>,
+) -> Result<(), FrameError>
+where
+    S: AsyncWrite + Unpin,
+    F: Future<Output = Option<Bytes>>,
+{
+    let mut answered = first;
+    loop {
+        if let Some(response) = answered {
+            framed.feed(response).await?;
+        }
+        // `now_or_never` polls with a no-op waker; the caller's loop polls `requests` again
+        // with the task's own before it sleeps, so no wake-up is lost.
+        match requests.next().now_or_never() {
+            Some(Some(next)) => answered = next,
+            _ => break,
+        }
+    }
+    SinkExt::<Bytes>::flush(framed).await
+}
+
+/// One request, from its frame to its response (`None` when there is nothing to answer).
+async fn request(
+    host: &Arc<Host>,
+    known_keys: &KnownKeys,
+    frame: Bytes,
+    started: Instant,
+) -> Option<Bytes> {
+    host.metrics.in_flight.inc();
+    let response = answer(host, known_keys, frame, started).await;
+    host.metrics.in_flight.dec();
+    response
 }
 
 /// Decides one frame and builds its response; `None` when there is nothing to answer.
