@@ -56,9 +56,20 @@ fn run_workload(
 
 #[test]
 fn concurrent_requests_share_groups_and_one_sync_each() {
+    // 0: each group handed over only when the WAL thread asks (a rendezvous); 2: the default.
+    for pipeline_depth in [0, 2] {
+        let config = EngineConfig {
+            pipeline_depth,
+            ..test_config()
+        };
+        groups_share_syncs_and_recover(config);
+    }
+}
+
+fn groups_share_syncs_and_recover(config: EngineConfig) {
     let disk = SimDisk::new();
     let (engine, report) =
-        Engine::open(Box::new(disk.clone()), None, test_config(), Book::new).unwrap();
+        Engine::open(Box::new(disk.clone()), None, config.clone(), Book::new).unwrap();
     assert_eq!((report.snapshot_seq, report.last_seq), (0, 0));
     let workload = Arc::new(Mutex::new(Workload::new(1)));
     let events = run_workload(&engine, &workload, 5_000);
@@ -70,8 +81,7 @@ fn concurrent_requests_share_groups_and_one_sync_each() {
     assert_eq!(stats.sync_us_buckets.iter().sum::<u64>(), stats.syncs);
     engine.shutdown();
 
-    let (engine, report) =
-        Engine::open(Box::new(restart(&disk)), None, test_config(), Book::new).unwrap();
+    let (engine, report) = Engine::open(Box::new(restart(&disk)), None, config, Book::new).unwrap();
     assert_eq!(report.last_seq, 5_000);
     let fingerprint_now = engine.execute(|tx| fingerprint(tx.state())).wait().unwrap();
     assert_eq!(fingerprint_now, fingerprint(&apply_all(&events)));

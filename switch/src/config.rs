@@ -97,6 +97,7 @@ pub struct BankConfig {
 pub struct LedgerConfig {
     pub group_max_events: usize,
     pub group_wait_us: u64,
+    pub pipeline_depth: usize,
     pub snapshot_every_records: u64,
 }
 
@@ -246,6 +247,7 @@ impl Default for LedgerConfig {
         LedgerConfig {
             group_max_events: 4096,
             group_wait_us: 0,
+            pipeline_depth: 2,
             snapshot_every_records: 1_000_000,
         }
     }

@@ -6,7 +6,8 @@
 //! - the *engine* thread owns the state: it runs requests one after another, collecting the
 //!   events they emit into a group (up to `group_max_events`, waiting at most `group_wait`),
 //!   and hands the group on. While the WAL thread syncs one group it fills the next
-//!   (at most `pipeline_depth` groups in flight), which is what makes groups grow under load.
+//!   (at most `pipeline_depth` groups waiting behind the one being synced), which is what
+//!   makes groups grow under load.
 //! - the *WAL* thread encodes a group, appends it, syncs once, then answers the group's
 //!   requests in order. It trims the WAL behind snapshots in small steps between groups.
 //! - the *snapshot* thread writes snapshots (taken cheaply on the engine thread) once the WAL
@@ -59,7 +60,11 @@ pub struct EngineConfig {
     /// Requests queued for the engine thread at most; `execute` blocks beyond it and
     /// `try_execute` returns [`EngineError::Busy`].
     pub queue_depth_max: usize,
-    /// Groups handed to the WAL thread and not yet durable, at most.
+    /// Groups formed and waiting for the WAL thread behind the one it is syncing, at most:
+    /// up to `pipeline_depth + 1` groups are handed over and not yet durable. 0: a group is
+    /// handed over only when the WAL thread asks for one (a rendezvous), so it holds everything
+    /// that arrived during the previous sync and never waits behind another; the price is a
+    /// wake-up of the engine thread on every group (docs/BENCHMARKS.md).
     pub pipeline_depth: usize,
     /// Take a snapshot after this many records since the last one; 0: only on demand.
     pub snapshot_every_records: u64,
@@ -92,10 +97,6 @@ impl EngineConfig {
         assert!(
             self.queue_depth_max >= 1,
             "queue_depth_max must be at least 1"
-        );
-        assert!(
-            self.pipeline_depth >= 1,
-            "pipeline_depth must be at least 1"
         );
         assert!(
             self.trim_step_records >= 1,
