@@ -5,6 +5,7 @@
 #
 #   benches/e2e.sh                      # defaults below
 #   TERMINALS=256 DEPTH=4 DURATION=30s benches/e2e.sh
+#   BURSAR_TOML=$'[ledger]\npipeline_depth = 0' benches/e2e.sh   # added to bursar's configuration
 #
 # Prints each run's report, then the throughput ratio and bursar's p99 in an open loop at half
 # of its own peak rate. Targets (docs/BENCHMARKS.md): ratio >= 50 %, p99 at half peak <= 5 ms;
@@ -36,7 +37,7 @@ loadgen echo_peak --addr "$ECHO_ADDR" --depth "$DEPTH"
 stop_host
 
 # 2. Bursar, same settings, then an open loop at half of its peak.
-start_bursar
+start_bursar "${BURSAR_TOML:-}"
 loadgen bursar_peak "${BURSAR[@]}" --depth "$DEPTH"
 HALF=$(field bursar_peak '.throughput_per_s / 2 | floor')
 loadgen bursar_half "${BURSAR[@]}" --rate "$HALF"
