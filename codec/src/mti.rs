@@ -154,7 +154,7 @@ impl Mti {
 
     /// The fields a response copies from a request of this MTI (PROTOCOL.md 3.1-3.9): the
     /// same list for the host and for anything that answers like it.
-    pub fn echoed_fields(&self) -> &'static [Field] {
+    pub const fn echoed_fields(&self) -> &'static [Field] {
         use Field::*;
         match *self {
             Mti::NETWORK_REQUEST => &[TransmissionDateTime, Stan, TerminalId, NetworkCode],

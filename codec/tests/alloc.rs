@@ -8,7 +8,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bytes::Bytes;
-use codec::{Field, Message, MessageBuilder, ResponseCode};
+use codec::{Field, Message, MessageBuilder, Mti, ResponseCode};
 
 struct Counting;
 
@@ -100,20 +100,9 @@ fn parsing_a_purchase_allocates_nothing() {
     // Building the response allocates its buffer and the output: two allocations, however
     // many fields.
     let request = Message::parse(Bytes::from(hex::decode(PURCHASE).unwrap())).unwrap();
-    let echo = [
-        Field::Pan,
-        Field::ProcessingCode,
-        Field::Amount,
-        Field::TransmissionDateTime,
-        Field::Stan,
-        Field::LocalTime,
-        Field::LocalDate,
-        Field::TerminalId,
-        Field::MerchantId,
-        Field::Batch,
-    ];
+    let echo = Mti::FINANCIAL_REQUEST.echoed_fields();
     let (built, count) = allocations(|| {
-        let mut response = MessageBuilder::response_to(&request, &echo);
+        let mut response = MessageBuilder::response_to(&request, echo);
         response.set_text(Field::SettlementDate, "1122").unwrap();
         response.set_text(Field::Rrn, "000000000042").unwrap();
         response.set_text(Field::ApprovalCode, "A00042").unwrap();

@@ -135,19 +135,8 @@ fn typed_accessors_on_the_purchase() {
 #[test]
 fn response_to_the_purchase_is_the_response_vector() {
     let request = parse(&vector("purchase").bytes);
-    let echo = [
-        Field::Pan,
-        Field::ProcessingCode,
-        Field::Amount,
-        Field::TransmissionDateTime,
-        Field::Stan,
-        Field::LocalTime,
-        Field::LocalDate,
-        Field::TerminalId,
-        Field::MerchantId,
-        Field::Batch,
-    ];
-    let mut response = MessageBuilder::response_to(&request, &echo);
+    let echo = Mti::FINANCIAL_REQUEST.echoed_fields();
+    let mut response = MessageBuilder::response_to(&request, echo);
     assert_eq!(response.mti(), Mti::FINANCIAL_RESPONSE);
     response
         .set_text(Field::SettlementDate, "1122")
@@ -170,13 +159,8 @@ fn response_to_the_purchase_is_the_response_vector() {
 #[test]
 fn sign_on_response_from_the_request() {
     let request = parse(&vector("sign_on").bytes);
-    let echo = [
-        Field::TransmissionDateTime,
-        Field::Stan,
-        Field::TerminalId,
-        Field::NetworkCode,
-    ];
-    let mut response = MessageBuilder::try_response_to(&request, &echo).unwrap();
+    let echo = Mti::NETWORK_REQUEST.echoed_fields();
+    let mut response = MessageBuilder::try_response_to(&request, echo).unwrap();
     response
         .set_numeric(Field::SettlementDate, 1122)
         .unwrap()
@@ -187,7 +171,7 @@ fn sign_on_response_from_the_request() {
         &vector("sign_on_response").bytes[..]
     );
     let response = parse(&vector("sign_on_response").bytes);
-    assert!(MessageBuilder::try_response_to(&response, &echo).is_err());
+    assert!(MessageBuilder::try_response_to(&response, echo).is_err());
 }
 
 #[test]

@@ -11,18 +11,8 @@ pub const REQUEST_HEX: &str = "303230307238000000C080103136363239303030313233343
 /// The `purchase_response` vector: the approval of the purchase above.
 pub const RESPONSE_HEX: &str = "30323130723A00000EC00410313636323930303031323334353637383933303030303030303030303030303031323334313132323038333031353030303132333136333031353131323231313232303030303030303030303432413030303432303054303030303030314D30303030303030303030303030313032303030303231353643303030303030303038373636303036303030303031";
 
-pub const ECHO: [Field; 10] = [
-    Field::Pan,
-    Field::ProcessingCode,
-    Field::Amount,
-    Field::TransmissionDateTime,
-    Field::Stan,
-    Field::LocalTime,
-    Field::LocalDate,
-    Field::TerminalId,
-    Field::MerchantId,
-    Field::Batch,
-];
+/// What the 0210 copies from the 0200: the list the host itself uses.
+pub const ECHO: &[Field] = Mti::FINANCIAL_REQUEST.echoed_fields();
 
 /// The request's fields, as a terminal sets them.
 pub const REQUEST_FIELDS: [(Field, &str); 11] = [
@@ -56,7 +46,7 @@ pub mod ours {
     }
 
     pub fn build_response(request: &Message) -> Bytes {
-        let mut response = MessageBuilder::response_to(request, &ECHO);
+        let mut response = MessageBuilder::response_to(request, ECHO);
         for (field, value) in APPROVAL_FIELDS {
             response.set_text(field, value).expect("valid field");
         }
