@@ -4,6 +4,7 @@
 #
 #   benches/cpu_per_request.sh OLD_BURSAR NEW_BURSAR [MORE...]   # each given binary, ROUNDS times
 #   benches/cpu_per_request.sh                                   # just this tree's release build
+#   RATE=34000 benches/cpu_per_request.sh                        # open loop at RATE requests/s
 #
 # For each run: bursar (durable WAL, fresh data directory) under `loadgen run` (TERMINALS
 # terminals, DEPTH in flight each, the e2e mix); once the load is flowing, WINDOW seconds of
@@ -20,12 +21,14 @@ WINDOW=${WINDOW:-6}
 ROUNDS=${ROUNDS:-2}
 MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
 CARDS=${CARDS:-1024}
+RATE=${RATE:-}   # empty: closed loop with DEPTH in flight; a number: open loop at that rate
 
 source benches/common.sh
 build release
 BINARIES=("$@")
 ((${#BINARIES[@]})) || BINARIES=("$BIN/bursar")
 LOADGEN=$BIN/loadgen
+if [[ -n $RATE ]]; then PACE=(--rate "$RATE"); else PACE=(--depth "$DEPTH"); fi
 HZ=$(getconf CLK_TCK)
 
 requests() { # requests answered so far, as bursar counts them
@@ -58,7 +61,7 @@ for round in $(seq "$ROUNDS"); do
         start_bursar
         BIN=$BIN_SAVED
         "$LOADGEN" run --terminals "$TERMINALS" --cards "$CARDS" --mix "$MIX" \
-            --duration $((WINDOW + 8))s --depth "$DEPTH" "${BURSAR[@]}" --json \
+            --duration $((WINDOW + 8))s "${PACE[@]}" "${BURSAR[@]}" --json \
             >"$WORK/run.json" 2>"$WORK/loadgen.log" &
         LOAD_PID=$!
         # Wait for the load proper (after provisioning and sign-on), then 2 s to settle.
@@ -70,10 +73,10 @@ for round in $(seq "$ROUNDS"); do
         done
         sleep 2
         r0=$(requests)
-        ticks "$HOST_PID" >"$WORK/t0"
+        { ticks "$HOST_PID"; ticks "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t0"
         sleep "$WINDOW"
         r1=$(requests)
-        ticks "$HOST_PID" >"$WORK/t1"
+        { ticks "$HOST_PID"; ticks "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t1"
         wait "$LOAD_PID"
         stop_host
         rm -rf "$WORK/data" "$WORK/outbox"
@@ -82,7 +85,7 @@ for round in $(seq "$ROUNDS"); do
             FNR == NR { t0[$1] += $2; next }
             { t1[$1] += $2 }
             END {
-                for (k in t1) { us = (t1[k] - t0[k]) * 1e6 / hz / n; total += us
+                for (k in t1) { us = (t1[k] - t0[k]) * 1e6 / hz / n; if (k != "loadgen") total += us
                     if (us >= 0.05) line = line sprintf(" %s=%.1f", k, us) }
                 printf "%-40s %10d %12.1f %10d %s\n", bin, n / w, total, n, line
             }' "$WORK/t0" "$WORK/t1"
