@@ -1,7 +1,7 @@
 //! The vendored sled's IO thread pool wakes one thread per task (vendor/README.md). Upstream
 //! 0.34.7 woke all seven idle `sled-io` threads for every log write, and the WAL makes one
-//! such write per group commit, so this counts the threads' context switches over many
-//! flushes: with the patch about one or two per flush, without it about seven.
+//! such write per group commit; and a flush now writes its own buffer instead of handing it
+//! to the pool. This counts the threads' context switches over many WAL-like groups.
 #![cfg(target_os = "linux")]
 
 use std::fs;
@@ -45,15 +45,20 @@ fn one_io_thread_wakes_per_log_write() {
     const FLUSHES: u64 = 400;
     let before = sled_io_switches();
     for i in 0..FLUSHES {
-        db.insert(i.to_be_bytes(), &[7u8; 100][..]).unwrap();
+        // As the WAL writes a group: one batch, then a flush.
+        let mut batch = sled::Batch::default();
+        batch.insert(&i.to_be_bytes()[..], &[7u8; 100][..]);
+        db.apply_batch(batch).unwrap();
         db.flush().unwrap();
     }
     let switches = sled_io_switches() - before;
-    // Each flush hands one buffer to the pool: one thread wakes, writes, and waits again
-    // (its one-second wait timeouts add at most seven a second). Waking every idle thread
-    // would make it about seven per flush.
+    eprintln!("{switches} context switches of sled's IO threads for {FLUSHES} flushes");
+    // A group hands one buffer to the pool (the batch's manifest): one thread wakes, writes
+    // and waits for the disk, about three switches; the flush writes its own buffer inline.
+    // Measured: 3.0 per flush patched, 5.6 with the flush's write handed to the pool too, 8.7
+    // with every idle thread woken per task.
     assert!(
-        switches < 3 * FLUSHES,
+        switches < 5 * FLUSHES,
         "{switches} context switches of sled's IO threads for {FLUSHES} flushes"
     );
 }

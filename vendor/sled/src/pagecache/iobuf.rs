@@ -1174,6 +1174,24 @@ pub(in crate::pagecache) fn maybe_seal_and_write_iobuf(
     // if writers is 0, it's our responsibility to write the buffer.
     if header::n_writers(sealed) == 0 {
         iobufs.config.global_error()?;
+        if !from_reserve {
+            // Bursar patch: sealed by a flush (`make_stable`, `roll_iobuf`), whose caller
+            // waits for this very write: writing it here saves a hand-off to the IO thread
+            // pool and back (two context switches per WAL group). Errors are handled as the
+            // pool's task handles them. See vendor/README.md.
+            if let Err(e) = iobufs.write_to_log(iobuf) {
+                error!(
+                    "hit error while writing iobuf with lsn {}: {:?}",
+                    lsn, e
+                );
+                iobufs.config.set_global_error(e.clone());
+                let intervals = iobufs.intervals.lock();
+                drop(intervals);
+                let _notified = iobufs.interval_updated.notify_all();
+                return Err(e);
+            }
+            return Ok(());
+        }
         trace!(
             "asynchronously writing iobuf with lsn {} to log from maybe_seal",
             lsn
