@@ -23,16 +23,17 @@ pub fn build(
         response.set(Field::SettlementDate, mmdd(reply.settlement_day).as_bytes())?;
     }
     if let Some(rrn) = reply.rrn {
-        response.set(Field::Rrn, format!("{rrn:012}").as_bytes())?;
+        response.set_digits(Field::Rrn, rrn, 12)?;
     }
     if let Some(approval) = reply.approval {
         response.set(Field::ApprovalCode, &approval)?;
     }
     if let Some(balance_minor) = reply.balance_minor {
-        response.set(
-            Field::AdditionalAmounts,
-            additional_amount(balance_minor, currency).as_bytes(),
-        )?;
+        let amounts = additional_amount(balance_minor, currency).ok_or(BuildError::DoesNotFit {
+            field: Field::AdditionalAmounts,
+            max: ADDITIONAL_AMOUNT_LEN,
+        })?;
+        response.set(Field::AdditionalAmounts, &amounts)?;
     }
     if let Some(data) = &decision.private_data {
         response.set(Field::PrivateData, data.as_bytes())?;
@@ -64,11 +65,26 @@ fn finish(response: MessageBuilder, mac_key: Option<&TerminalKey>) -> Result<Byt
     }
 }
 
-/// F54: account type `00`, amount type `02` (available balance), currency, `C`/`D`, 12 digits.
-pub fn additional_amount(balance_minor: i64, currency: &[u8; 3]) -> String {
-    let sign = if balance_minor < 0 { 'D' } else { 'C' };
-    let currency = std::str::from_utf8(currency).expect("currency is digits");
-    format!("0002{currency}{sign}{:012}", balance_minor.unsigned_abs())
+const ADDITIONAL_AMOUNT_LEN: usize = 20;
+
+/// F54: account type `00`, amount type `02` (available balance), currency, `C`/`D`, 12 digits;
+/// `None` when the balance has more than 12 digits. Built on the stack: it is on every
+/// balance answer.
+pub fn additional_amount(
+    balance_minor: i64,
+    currency: &[u8; 3],
+) -> Option<[u8; ADDITIONAL_AMOUNT_LEN]> {
+    let mut field = *b"0002000C000000000000";
+    field[4..7].copy_from_slice(currency);
+    if balance_minor < 0 {
+        field[7] = b'D';
+    }
+    let mut rest = balance_minor.unsigned_abs();
+    for digit in field[8..].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    (rest == 0).then_some(field)
 }
 
 #[cfg(test)]
@@ -77,7 +93,24 @@ mod tests {
 
     #[test]
     fn balance_field_matches_the_vector() {
-        assert_eq!(additional_amount(8766, b"156"), "0002156C000000008766");
-        assert_eq!(additional_amount(-5, b"156"), "0002156D000000000005");
+        assert_eq!(
+            additional_amount(8766, b"156"),
+            Some(*b"0002156C000000008766")
+        );
+        assert_eq!(
+            additional_amount(-5, b"156"),
+            Some(*b"0002156D000000000005")
+        );
+        assert_eq!(additional_amount(0, b"978"), Some(*b"0002978C000000000000"));
+        assert_eq!(
+            additional_amount(999_999_999_999, b"156"),
+            Some(*b"0002156C999999999999")
+        );
+    }
+
+    #[test]
+    fn a_balance_of_thirteen_digits_does_not_fit() {
+        assert_eq!(additional_amount(1_000_000_000_000, b"156"), None);
+        assert_eq!(additional_amount(i64::MIN, b"156"), None);
     }
 }

@@ -251,9 +251,7 @@ async fn answer(
         // Boxed: the bank's round trip would otherwise make every request's task larger.
         decision = Box::pin(crate::bank::topup::complete(host, step, decision.mac_key)).await?;
     }
-    let code = std::str::from_utf8(&decision.reply.code)
-        .unwrap_or("??")
-        .to_owned();
+    let code = std::str::from_utf8(&decision.reply.code).unwrap_or("??");
     if let Some(reason) = decision.reason {
         info!(
             mti = %mti.as_str(),
@@ -267,7 +265,7 @@ async fn answer(
     }
     host.metrics
         .requests
-        .with_label_values(&[mti.as_str(), &code])
+        .with_label_values(&[mti.as_str(), code])
         .inc();
     let response = respond::build(&request, &decision, &host.policy.currency);
     host.metrics
