@@ -7,16 +7,15 @@
 //! a logged event, checking it again and panicking when it does not hold (a bug or a
 //! corrupt log, never a business outcome).
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
 use crate::account::{Account, AccountId, AccountKind, Side};
 use crate::cow_vec::CowVec;
 use crate::hash::FastMap;
-use crate::history::{AppliedTransfer, Chunk, History, POSITION_NONE};
+use crate::history::{AppliedTransfer, History, POSITION_NONE};
 use crate::id_index::IdIndex;
 use crate::rrn_index::RrnIndex;
+use crate::snapshot::{LogVisitor, SharedLog, SnapshotLogs};
 use crate::state_machine::StateMachine;
 use crate::transfer::{BusinessDay, References, Transfer, TransferId, TransferKind, LEGS_MAX};
 
@@ -163,7 +162,7 @@ struct DayRun {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct BookSnapshot {
     slots: CowVec<Slot>,
-    history: Vec<Arc<Chunk>>,
+    history: SharedLog<AppliedTransfer>,
 }
 
 impl BookSnapshot {
@@ -172,7 +171,13 @@ impl BookSnapshot {
     }
 
     pub fn transfers(&self) -> usize {
-        self.history.iter().map(|chunk| chunk.len()).sum()
+        self.history.len()
+    }
+}
+
+impl SnapshotLogs for BookSnapshot {
+    fn visit_logs<V: LogVisitor>(&mut self, visitor: &mut V) -> std::io::Result<()> {
+        visitor.visit("history", &mut self.history)
     }
 }
 
@@ -556,7 +561,7 @@ impl Book {
     /// Rebuilds a book from a snapshot, indexes included. Panics if the snapshot's shape is
     /// impossible (a bug; snapshots are checksummed on disk).
     pub fn restore(snapshot: BookSnapshot) -> Book {
-        let history = History::from_chunks(snapshot.history);
+        let history = History::from_log(snapshot.history);
         let mut book = Book {
             slots: snapshot.slots,
             history,

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::snapshot::SharedLog;
+
 /// Elements per chunk.
 pub const COW_CHUNK_LEN: usize = 4096;
 
@@ -66,6 +68,26 @@ impl<T: Clone> CowVec<T> {
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
         self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+
+    /// As a snapshot's log, sharing the chunks: for a vector that is only pushed to, whose
+    /// full chunks never change again (a snapshot writes each of them once).
+    pub fn share_log(&self) -> SharedLog<T> {
+        SharedLog::new(self.chunks.clone(), COW_CHUNK_LEN)
+    }
+
+    /// Back from a snapshot's log, its chunks kept (so the next snapshot knows them).
+    pub fn from_log(log: SharedLog<T>) -> CowVec<T> {
+        assert_eq!(
+            log.chunk_len(),
+            COW_CHUNK_LEN,
+            "a log of another chunk length"
+        );
+        let len = log.len();
+        CowVec {
+            chunks: log.into_chunks(),
+            len,
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::snapshot::SharedLog;
 use crate::transfer::{Transfer, LEGS_MAX};
 
 /// Transfers per chunk: small enough that the copy-on-write of the last chunk after a snapshot
@@ -101,14 +102,21 @@ impl History {
             .skip(skip)
     }
 
-    /// The chunks, shared: what a snapshot keeps.
-    pub fn share(&self) -> Vec<Arc<Chunk>> {
-        self.chunks.clone()
+    /// The chunks, shared: what a snapshot keeps. A full chunk is never changed again (there
+    /// is no way to change an applied transfer), so a snapshot writes it to disk once.
+    pub fn share(&self) -> SharedLog<AppliedTransfer> {
+        SharedLog::new(self.chunks.clone(), CHUNK_LEN)
     }
 
     /// Rebuilds from a snapshot's chunks, checking their shape (a bug or a damaged snapshot
     /// must not become a book with holes in it).
-    pub fn from_chunks(chunks: Vec<Arc<Chunk>>) -> History {
+    pub fn from_log(log: SharedLog<AppliedTransfer>) -> History {
+        assert_eq!(
+            log.chunk_len(),
+            CHUNK_LEN,
+            "history chunks of another length"
+        );
+        let chunks = log.into_chunks();
         let mut len: u32 = 0;
         let count = chunks.len();
         for (index, chunk) in chunks.iter().enumerate() {

@@ -8,12 +8,15 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::snapshot::SnapshotLogs;
+
 pub trait StateMachine: Send + 'static {
     /// What the write-ahead log stores. Must be deterministic to apply.
     type Event: Serialize + DeserializeOwned + Send + 'static;
     /// A point-in-time copy of the state, taken on the engine thread and written in the
-    /// background: taking it must be cheap (no deep copy of large histories).
-    type Snapshot: Serialize + DeserializeOwned + Send + 'static;
+    /// background: taking it must be cheap (no deep copy of large histories). Its append-only
+    /// logs ([`SnapshotLogs`]) go to chunk files written once each.
+    type Snapshot: Serialize + DeserializeOwned + SnapshotLogs + Send + 'static;
 
     /// Applies one logged event. Called live (through [`Tx::emit`]) and on replay.
     /// An event that cannot be applied is a bug or a corrupt log: panic.

@@ -218,18 +218,24 @@ fn snapshots_trim_the_wal_and_recovery_replays_only_the_tail() {
     assert_eq!(recovered, fingerprint(&apply_all(&events)));
 }
 
-#[test]
-fn a_wal_that_does_not_reach_the_snapshot_is_refused() {
-    let snapshots = tempfile::tempdir().unwrap();
-    let disk = SimDisk::new();
-    let store = SnapshotStore::open(snapshots.path()).unwrap();
-    let (engine, _) = Engine::open(
+/// An engine on `disk` with its snapshots in `snapshots`.
+fn open_with_snapshots(disk: &SimDisk, snapshots: &std::path::Path) -> Engine<Book> {
+    let store = SnapshotStore::open(snapshots).unwrap();
+    Engine::open(
         Box::new(disk.clone()),
         Some(store),
         test_config(),
         Book::new,
     )
-    .unwrap();
+    .unwrap()
+    .0
+}
+
+#[test]
+fn a_wal_that_does_not_reach_the_snapshot_is_refused() {
+    let snapshots = tempfile::tempdir().unwrap();
+    let disk = SimDisk::new();
+    let engine = open_with_snapshots(&disk, snapshots.path());
     run_workload(&engine, &Arc::new(Mutex::new(Workload::new(3))), 100);
     engine.snapshot_now().wait().unwrap();
     engine.shutdown();
@@ -354,4 +360,90 @@ fn try_execute_reports_a_full_queue() {
     assert!(busy, "a full queue was not reported");
     held.wait().unwrap();
     queued.wait().unwrap();
+}
+
+/// The chunk files in a snapshot directory, with what shows a rewrite (inode, mtime).
+fn chunk_files(dir: &std::path::Path) -> std::collections::BTreeMap<String, (u64, i64, i64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".chunk"))
+        .map(|entry| {
+            let meta = entry.metadata().unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (name, (meta.ino(), meta.mtime(), meta.mtime_nsec()))
+        })
+        .collect()
+}
+
+#[test]
+fn snapshots_write_each_full_history_chunk_once_and_recovery_equals_a_full_replay() {
+    let disk = SimDisk::new();
+    let snapshots = tempfile::tempdir().unwrap();
+    let engine = open_with_snapshots(&disk, snapshots.path());
+    let workload = Arc::new(Mutex::new(Workload::new(11)));
+    let mut events = run_workload(&engine, &workload, 12_000);
+    let first = engine.snapshot_now().wait().unwrap();
+    let transfers = engine.execute(|tx| tx.state().transfers()).wait().unwrap();
+    let full_chunks = (transfers / ledger::history::CHUNK_LEN) as u64;
+    assert!(full_chunks >= 2, "{transfers} transfers");
+    assert_eq!(first.chunks.written, full_chunks, "{first:?}");
+    let files = chunk_files(snapshots.path());
+    assert_eq!(files.len() as u64, full_chunks);
+
+    // A few more transfers, no chunk filled: the second snapshot writes no chunk file.
+    events.extend(run_workload(&engine, &workload, 10));
+    let transfers = engine.execute(|tx| tx.state().transfers()).wait().unwrap();
+    assert_eq!((transfers / ledger::history::CHUNK_LEN) as u64, full_chunks);
+    let second = engine.snapshot_now().wait().unwrap();
+    assert_eq!(
+        (second.chunks.written, second.chunks.reused),
+        (0, full_chunks)
+    );
+    assert_eq!(
+        chunk_files(snapshots.path()),
+        files,
+        "a chunk file was rewritten"
+    );
+    assert!(
+        second.bytes < first.bytes + 4_000,
+        "the snapshot file carries the history: {} then {} bytes",
+        first.bytes,
+        second.bytes
+    );
+
+    // Enough for more chunks to fill: only those are written, the others untouched.
+    events.extend(run_workload(&engine, &workload, 6_000));
+    let third = engine.snapshot_now().wait().unwrap();
+    assert_eq!(third.chunks.reused, full_chunks);
+    assert!(third.chunks.written >= 1, "{third:?}");
+    let now = chunk_files(snapshots.path());
+    for (name, meta) in &files {
+        assert_eq!(now.get(name), Some(meta), "{name} was rewritten");
+    }
+    events.extend(run_workload(&engine, &workload, 700));
+    engine.shutdown();
+
+    // Snapshot + chunk files + WAL tail against every event applied from the start.
+    let store = SnapshotStore::open(snapshots.path()).unwrap();
+    let (engine, report) = Engine::open(
+        Box::new(restart(&disk)),
+        Some(store),
+        test_config(),
+        Book::new,
+    )
+    .unwrap();
+    assert_eq!(report.snapshot_seq, third.seq);
+    assert_eq!(report.replayed_records, 700);
+    let recovered = engine.execute(|tx| fingerprint(tx.state())).wait().unwrap();
+    assert_eq!(recovered, fingerprint(&apply_all(&events)));
+    // After the restart too, the chunks recovery loaded are named, not written again.
+    let fourth = engine.snapshot_now().wait().unwrap();
+    assert_eq!(
+        fourth.chunks.reused,
+        full_chunks + third.chunks.written,
+        "{fourth:?}"
+    );
+    engine.shutdown();
 }

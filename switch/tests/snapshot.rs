@@ -85,4 +85,7 @@ fn a_snapshot_of_another_layout_is_refused_not_misread() {
     let mut retagged = bytes.clone();
     retagged[..8].copy_from_slice(b"HOSTSN01");
     assert!(postcard::from_bytes::<HostSnapshot>(&retagged).is_err());
+    // The layout that carried the history and the answers whole, before chunk files.
+    retagged[..8].copy_from_slice(b"HOSTSN02");
+    assert!(postcard::from_bytes::<HostSnapshot>(&retagged).is_err());
 }

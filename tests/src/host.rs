@@ -42,6 +42,8 @@ pub struct HostOptions {
     pub config: String,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// `[ledger] snapshot_every_records`; 100,000 when `None`.
+    pub snapshot_every_records: Option<u64>,
 }
 
 impl HostOptions {
@@ -98,8 +100,9 @@ impl HostProcess {
 
     fn spawn(&mut self) {
         let config = format!(
-            "[admin.tokens]\ne2e = \"{}\"\n\n[ledger]\nsnapshot_every_records = 100000\n{}\n",
+            "[admin.tokens]\ne2e = \"{}\"\n\n[ledger]\nsnapshot_every_records = {}\n{}\n",
             demo::ADMIN_TOKEN,
+            self.options.snapshot_every_records.unwrap_or(100_000),
             self.options.config
         );
         std::fs::write(self.config_path(), config).expect("write config");

@@ -1,6 +1,7 @@
 //! Durability of the real process: purchases from several connections, `kill -9` in the
 //! middle, restart on the same data directory. Every purchase answered `00` is in the book
-//! exactly once, no declined one is, and the book balances.
+//! exactly once, no declined one is, and the book balances. Once with no snapshot before the
+//! kill, once with snapshots every few thousand records and their chunk files on disk.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +19,37 @@ const CARDS: u64 = 6;
 
 #[test]
 fn kill_9_under_load_loses_no_approved_purchase_and_posts_none_twice() {
-    let mut host = HostProcess::start(HostOptions::demo());
+    kill_9_under_load(HostOptions::demo(), false);
+}
+
+#[test]
+fn kill_9_under_load_after_snapshots_with_chunk_files_recovers_everything() {
+    let options = HostOptions {
+        snapshot_every_records: Some(1_000),
+        ..HostOptions::demo()
+    };
+    kill_9_under_load(options, true);
+}
+
+/// Chunk files and snapshot files in the host's snapshot directory.
+fn snapshot_files(host: &HostProcess) -> (usize, usize) {
+    let mut counts = (0, 0);
+    if let Ok(entries) = std::fs::read_dir(host.data_dir().join("snapshots")) {
+        for entry in entries {
+            let name = entry.expect("dir entry").file_name();
+            let name = name.to_string_lossy();
+            counts.0 += usize::from(name.ends_with(".chunk"));
+            counts.1 += usize::from(name.ends_with(".snap"));
+        }
+    }
+    counts
+}
+
+/// Load from several connections, `kill -9`, restart: every approved purchase is in the book
+/// once. With `chunk_files`, the kill waits until snapshots have written chunk files (the
+/// answers fill a chunk every 4096 requests), so that recovery reads them.
+fn kill_9_under_load(options: HostOptions, chunk_files: bool) {
+    let mut host = HostProcess::start(options);
     let mut pans = Vec::new();
     for serial in 0..CARDS {
         let pan = make_pan("629200", serial);
@@ -80,6 +111,17 @@ fn kill_9_under_load_loses_no_approved_purchase_and_posts_none_twice() {
         .collect();
 
     std::thread::sleep(Duration::from_millis(1_500));
+    if chunk_files {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while snapshot_files(&host).0 == 0 || snapshot_files(&host).1 < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no chunk files after a minute of load: {:?}",
+                snapshot_files(&host)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     host.kill9();
     stop.store(true, Ordering::Relaxed);
     let mut approved = Vec::new();

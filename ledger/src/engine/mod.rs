@@ -144,12 +144,12 @@ impl<S: StateMachine> Engine<S> {
     /// reason, if anything acknowledged could be missing or damaged.
     pub fn open(
         mut wal: Box<dyn Wal>,
-        snapshots: Option<SnapshotStore>,
+        mut snapshots: Option<SnapshotStore>,
         config: EngineConfig,
         initial: impl FnOnce() -> S,
     ) -> Result<(Engine<S>, RecoveryReport), RecoveryError> {
         config.assert_valid();
-        let (state, report) = recover(wal.as_mut(), snapshots.as_ref(), initial)?;
+        let (state, report) = recover(wal.as_mut(), snapshots.as_mut(), initial)?;
         let stats = Arc::new(stats::SharedStats::default());
         stats.durable_seq.store(report.last_seq, Ordering::Release);
         stats.applied_seq.store(report.last_seq, Ordering::Relaxed);

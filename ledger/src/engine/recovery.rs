@@ -48,7 +48,7 @@ pub enum RecoveryError {
 /// benchmarks call it directly.
 pub fn recover<S: StateMachine>(
     wal: &mut dyn Wal,
-    snapshots: Option<&SnapshotStore>,
+    snapshots: Option<&mut SnapshotStore>,
     initial: impl FnOnce() -> S,
 ) -> Result<(S, RecoveryReport), RecoveryError> {
     let started = Instant::now();

@@ -499,19 +499,19 @@ fn check_round_trip<S: StateMachine>(records: &RecordGroup, events: &[S::Event])
 }
 
 pub(crate) fn run_snapshots<S: StateMachine>(
-    store: SnapshotStore,
+    mut store: SnapshotStore,
     jobs: Receiver<SnapshotJob<S>>,
     stats: &SharedStats,
 ) {
     lower_priority();
     for SnapshotJob {
         seq,
-        snapshot,
+        mut snapshot,
         capture_us,
         reply,
     } in jobs
     {
-        let result = store.write(seq, &snapshot);
+        let result = store.write(seq, &mut snapshot);
         drop(snapshot);
         stats.snapshots_in_flight.fetch_sub(1, Relaxed);
         let result = match result {
@@ -529,7 +529,12 @@ pub(crate) fn run_snapshots<S: StateMachine>(
                 tracing::info!(
                     seq,
                     bytes = info.bytes,
+                    chunk_files_written = info.chunks.written,
+                    chunk_bytes_written = info.chunks.written_bytes,
+                    chunk_files_reused = info.chunks.reused,
+                    chunk_bytes_total = info.chunks.total_bytes,
                     ms = info.write_duration.as_millis() as u64,
+                    chunks_ms = info.chunks_duration.as_millis() as u64,
                     encode_ms = info.encode_duration.as_millis() as u64,
                     sync_ms = info.sync_duration.as_millis() as u64,
                     capture_us,

@@ -45,6 +45,8 @@ pub struct Answer {
 /// it: for 500,000 answers, about 90 ms of the engine thread's time at once.
 #[derive(Clone, Debug, Default)]
 pub struct Answers {
+    /// Only pushed to, or rebuilt whole (`keep_from_day`): a full chunk never changes, so a
+    /// snapshot writes it to a chunk file once (`ledger::snapshot::chunks`).
     log: CowVec<Answer>,
     /// Position in `log` of each key's latest answer. Sharded (`CowMap`) so that growing it
     /// rehashes one small shard at a time, never the whole index while requests wait.

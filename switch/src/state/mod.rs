@@ -19,6 +19,7 @@ use ledger::account::{AccountId, AccountKind, Side};
 use ledger::book::{Book, BookSnapshot, LedgerEvent};
 use ledger::cow_map::CowMap;
 use ledger::cow_vec::CowVec;
+use ledger::snapshot::{LogVisitor, SharedLog, SnapshotLogs};
 use ledger::state_machine::StateMachine;
 use ledger::transfer::{BusinessDay, Transfer, TransferId, TransferKind};
 
@@ -408,7 +409,7 @@ impl StateMachine for HostState {
             terminals: self.terminals.values().cloned().collect(),
             cards: self.cards.clone(),
             blacklist: self.blacklist.clone(),
-            answers: self.answers.log(),
+            answers: self.answers.log().share_log(),
             refunded_minor: self.refunded_minor.iter().map(|(k, v)| (*k, *v)).collect(),
             next_rrn: self.next_rrn,
             audit: self.audit.clone(),
@@ -429,7 +430,7 @@ impl StateMachine for HostState {
             card_by_account: cards.values().map(|c| (c.account, c.pan)).collect(),
             cards,
             blacklist: snapshot.blacklist,
-            answers: Answers::from_log(snapshot.answers),
+            answers: Answers::from_log(CowVec::from_log(snapshot.answers)),
             refunded_minor: snapshot.refunded_minor.into_iter().collect(),
             next_rrn: snapshot.next_rrn,
             audit: snapshot.audit,
@@ -467,8 +468,9 @@ pub struct HostSnapshot {
     pub terminals: Vec<Terminal>,
     pub cards: CowMap<Pan, Card>,
     pub blacklist: Blacklist,
-    /// In the order given; the index by key is rebuilt on restore.
-    pub answers: CowVec<Answer>,
+    /// In the order given; the index by key is rebuilt on restore. Only pushed to (and
+    /// rebuilt whole once a day), so its full chunks go to chunk files.
+    pub answers: SharedLog<Answer>,
     pub refunded_minor: Vec<(TransferId, u64)>,
     pub next_rrn: u64,
     pub audit: AuditTrail,
@@ -476,14 +478,23 @@ pub struct HostSnapshot {
     pub batches: Batches,
 }
 
+impl SnapshotLogs for HostSnapshot {
+    fn visit_logs<V: LogVisitor>(&mut self, visitor: &mut V) -> std::io::Result<()> {
+        self.book.visit_logs(visitor)?;
+        visitor.visit("answers", &mut self.answers)
+    }
+}
+
 /// The first bytes of every host snapshot: the layout of what follows. A snapshot of another
 /// layout is refused (the start fails with the snapshot named, and this logs both formats)
 /// instead of being misread: postcard is not self-describing. Before this tag, a snapshot's
-/// first bytes were the book's (and its answers a map, not a log).
+/// first bytes were the book's (and its answers a map, not a log). HOSTSN02 carried the
+/// transfer history and the answers whole; HOSTSN03 their partial last chunks, the full ones
+/// being in chunk files.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SnapshotFormat;
 
-const SNAPSHOT_FORMAT: [u8; 8] = *b"HOSTSN02";
+const SNAPSHOT_FORMAT: [u8; 8] = *b"HOSTSN03";
 
 impl Serialize for SnapshotFormat {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
