@@ -5,13 +5,16 @@
 //! groups (the switch's cards and the answers kept for retransmission): the snapshot costs
 //! a few hundred pointer copies instead of a copy of every entry while no request is decided,
 //! and the copying is spread over the writes that follow, one shard at a time. Keys are
-//! hashed with std's keyed SipHash (some are chosen by terminals); the shard is chosen with
-//! a second, independent key so that the keys of one shard still spread over its table.
+//! hashed with a randomly seeded [`FastHasher`](crate::hash::FastHasher) (some are chosen by
+//! terminals; SipHash cost more than the rest of a lookup); the shard is chosen with a second,
+//! independent seed so that the keys of one shard still spread over its table.
 //! Serialized as a plain map.
 
-use std::collections::hash_map::{HashMap, RandomState};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
+
+use crate::hash::{SeededMap, SeededState};
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -21,19 +24,19 @@ const SHARDS: usize = 256;
 
 #[derive(Clone)]
 pub struct CowMap<K, V> {
-    shards: Vec<Arc<HashMap<K, V>>>,
-    shard_hasher: RandomState,
+    shards: Vec<Arc<SeededMap<K, V>>>,
+    shard_hasher: SeededState,
     len: usize,
 }
 
 impl<K, V> Default for CowMap<K, V> {
     fn default() -> Self {
-        let table_hasher = RandomState::new();
+        let table_hasher = SeededState::default();
         CowMap {
             shards: (0..SHARDS)
-                .map(|_| Arc::new(HashMap::with_hasher(table_hasher.clone())))
+                .map(|_| Arc::new(HashMap::with_hasher(table_hasher)))
                 .collect(),
-            shard_hasher: RandomState::new(),
+            shard_hasher: SeededState::default(),
             len: 0,
         }
     }
@@ -68,7 +71,8 @@ impl<K: Hash + Eq + Clone, V: Clone> CowMap<K, V> {
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let shard = self.shard_of(key);
         let shard = &mut self.shards[shard];
-        if !shard.contains_key(key) {
+        // Not shared (the usual case): one lookup. Shared: look before copying the shard.
+        if Arc::get_mut(shard).is_none() && !shard.contains_key(key) {
             return None;
         }
         Arc::make_mut(shard).get_mut(key)

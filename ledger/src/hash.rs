@@ -1,18 +1,51 @@
-//! A fast, non-cryptographic hasher for the book's indexes.
+//! A fast, non-cryptographic hasher for the book's indexes and the switch's state.
 //!
 //! The default SipHash costs more than the rest of a posting. Its protection against
-//! chosen-key flooding is not needed here: every key the book indexes is chosen by the host
+//! chosen-key flooding is not needed for the book: every key it indexes is chosen by the host
 //! (transfer ids, RRNs) or checked against registered terminals and merchants by the switch
-//! before a transfer is built.
+//! before a transfer is built. Maps whose keys a terminal picks (the answers kept for
+//! retransmission: F41, F11, F7) use [`SeededState`]: the same mix from a random seed per
+//! map, so that colliding keys cannot be worked out ahead of time (the protection foldhash
+//! and ahash give, not SipHash's proof).
 //!
 //! The mix is a folded 64x64->128 multiply (as in foldhash and wyhash): every input bit
 //! reaches every output bit, so keys that differ only in high bits (ids built as
 //! `time << 64 | counter`) still spread over the low bits the table indexes by.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 
 pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
+
+/// A map hashed with [`FastHasher`] from a random seed of its own.
+pub type SeededMap<K, V> = HashMap<K, V, SeededState>;
+
+/// Builds [`FastHasher`]s that start from a random seed, drawn once per map (`Default` draws
+/// one); clones share it.
+#[derive(Clone, Copy, Debug)]
+pub struct SeededState {
+    seed: u64,
+}
+
+impl Default for SeededState {
+    fn default() -> Self {
+        // std's `RandomState` holds keys drawn from the OS once per thread, then stepped for
+        // each new state: its hash of a constant is a fresh random value per call.
+        SeededState {
+            seed: RandomState::new().hash_one(SEED),
+        }
+    }
+}
+
+impl BuildHasher for SeededState {
+    type Hasher = FastHasher;
+
+    #[inline]
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher { state: self.seed }
+    }
+}
 
 const MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15;
 const SEED: u64 = 0x243F_6A88_85A3_08D3;
@@ -126,6 +159,18 @@ mod tests {
         let mut low_bits = std::collections::HashSet::new();
         for i in 0..1024u128 {
             low_bits.insert(hash(i << 64) & 0xFFFF);
+        }
+        assert!(low_bits.len() > 1000, "{} distinct", low_bits.len());
+    }
+
+    #[test]
+    fn seeded_states_differ_and_clones_agree() {
+        let (a, b) = (SeededState::default(), SeededState::default());
+        assert_ne!(a.hash_one(42u64), b.hash_one(42u64));
+        assert_eq!(a.hash_one(42u64), a.clone().hash_one(42u64));
+        let mut low_bits = std::collections::HashSet::new();
+        for i in 0..1024u128 {
+            low_bits.insert(a.hash_one(i << 64) & 0xFFFF);
         }
         assert!(low_bits.len() > 1000, "{} distinct", low_bits.len());
     }

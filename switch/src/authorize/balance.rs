@@ -18,7 +18,7 @@ pub fn decide(
     let day = state.business_day;
     let merchant = &state.merchants[&terminal.merchant];
     let outcome = checks::usable_card(state, msg, merchant)
-        .cloned()
+        .map(|card| card.facts())
         .and_then(|card| {
             // No amount to compare with the threshold: a PIN is required only when the card asks
             // for one on every transaction (threshold 0); one offered anyway is checked.
@@ -31,7 +31,7 @@ pub fn decide(
                 policy,
                 limits.pin_threshold_minor == 0,
             )?;
-            Ok(tx.state().card_balance_minor(&card))
+            Ok(tx.state().card_account_balance_minor(card.account))
         });
     match outcome {
         Ok(balance_minor) => Decision {

@@ -5,7 +5,7 @@ use codec::{Field, Message, ResponseCode};
 use super::{Asking, HostTx};
 use crate::pin;
 use crate::policy::Policy;
-use crate::state::cards::{Card, CardStatus};
+use crate::state::cards::{Card, CardFacts, CardStatus};
 use crate::state::ids::{Pan, PanError};
 use crate::state::registry::Merchant;
 use crate::state::{HostEvent, HostState};
@@ -79,7 +79,7 @@ pub fn find_card<'s>(state: &'s HostState, msg: &Message) -> Result<&'s Card, De
 /// try that reaches the maximum, and every attempt after it, is `75` until a new PIN is set.
 pub fn pin(
     tx: &mut HostTx<'_>,
-    card: &Card,
+    card: &CardFacts,
     msg: &Message,
     terminal: &Asking<'_>,
     policy: &Policy,

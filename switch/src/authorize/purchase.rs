@@ -34,7 +34,7 @@ fn approve(
 ) -> Result<Reply, Declined> {
     let state = tx.state();
     let merchant = &state.merchants[&terminal.merchant];
-    let card = checks::usable_card(state, msg, merchant)?.clone();
+    let card = checks::usable_card(state, msg, merchant)?.facts();
     let amount_minor = msg.amount_minor().unwrap_or(0);
     if amount_minor == 0 {
         return Err((ResponseCode::InvalidAmount, "amount must be above zero"));
@@ -92,7 +92,7 @@ fn approve(
         Err(_) => return Err((ResponseCode::HostMalfunction, "ledger refused the transfer")),
     }
     tx.emit(HostEvent::Ledger(LedgerEvent::Post(transfer)));
-    let balance_minor = tx.state().card_balance_minor(&card);
+    let balance_minor = tx.state().card_account_balance_minor(card.account);
     Ok(Reply {
         code: super::code_bytes(ResponseCode::Approved),
         settlement_day: day,

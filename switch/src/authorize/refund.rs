@@ -93,7 +93,7 @@ fn approve(
     if !matches!(state.book.prepare(&transfer), Ok(Prepared::New)) {
         return Err((ResponseCode::HostMalfunction, "ledger refused the refund"));
     }
-    let card = card.clone();
+    let card_account = card.account;
     let day = state.business_day;
     tx.emit(HostEvent::Ledger(LedgerEvent::Post(transfer)));
     Ok(Reply {
@@ -101,6 +101,6 @@ fn approve(
         settlement_day: day,
         rrn: Some(rrn),
         approval: Some(approval),
-        balance_minor: Some(tx.state().card_balance_minor(&card)),
+        balance_minor: Some(tx.state().card_account_balance_minor(card_account)),
     })
 }

@@ -51,7 +51,7 @@ fn start(
 ) -> Result<PendingTopUp, Declined> {
     let state = tx.state();
     let merchant = &state.merchants[&terminal.merchant];
-    let card = checks::usable_card(state, msg, merchant)?.clone();
+    let card = checks::usable_card(state, msg, merchant)?.facts();
     let Some(bank_account) = card
         .bank_account
         .filter(|_| card.kind != CardKind::Temporary)

@@ -3,10 +3,11 @@
 //! log, so a crash loses neither: a top-up whose answer never came is reversed at the bank
 //! after a restart, and every queued advice is sent again until the bank answers it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use ledger::hash::SeededMap;
 use ledger::transfer::BusinessDay;
 
 use super::answers::RequestKey;
@@ -63,7 +64,7 @@ pub struct SafEntry {
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct BankState {
-    pub pending_topups: HashMap<RequestKey, PendingTopUp>,
+    pub pending_topups: SeededMap<RequestKey, PendingTopUp>,
     pub saf: BTreeMap<u64, SafEntry>,
     pub next_saf_seq: u64,
     /// Last STAN used on the bank link for a financial or advice message.

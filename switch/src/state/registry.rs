@@ -57,7 +57,12 @@ impl std::fmt::Debug for Terminal {
 impl Terminal {
     /// The key its requests and responses are MACed under, when it must MAC.
     pub fn mac_key(&self) -> Option<TerminalKey> {
-        self.tak.clone().filter(|_| self.mac_required)
+        self.mac_key_ref().cloned()
+    }
+
+    /// [`Terminal::mac_key`] without the clone.
+    pub fn mac_key_ref(&self) -> Option<&TerminalKey> {
+        self.tak.as_ref().filter(|_| self.mac_required)
     }
 
     /// The keys its requests are checked with.
