@@ -17,6 +17,7 @@
 //! its events and every earlier event, read-only requests included (so nobody is answered on
 //! state that a crash could still take back). A failed sync is fatal (see [`WalFailure`]).
 
+mod job;
 mod pending;
 mod recovery;
 mod stats;
@@ -121,13 +122,8 @@ pub enum EngineError {
     Snapshot(String),
 }
 
-/// Resolves a request's `Pending` with its result, or with the engine's failure.
-pub(crate) type Completion = Box<dyn FnOnce(Result<(), EngineError>) + Send>;
-
-pub(crate) type RunFn<S> = Box<dyn FnOnce(&mut Tx<'_, S>) -> Completion + Send>;
-
 pub(crate) enum Request<S: StateMachine> {
-    Run(RunFn<S>),
+    Run(job::Ticket<S>),
     Snapshot(oneshot::Sender<Result<SnapshotInfo, EngineError>>),
     Shutdown,
 }
@@ -203,9 +199,9 @@ impl<S: StateMachine> Engine<S> {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_, S>) -> R + Send + 'static,
     {
-        let (request, receiver) = run_request(f);
-        match self.requests.send(request) {
-            Ok(()) => Pending::waiting(receiver),
+        let (ticket, outcome) = job::new(f);
+        match self.requests.send(Request::Run(ticket)) {
+            Ok(()) => Pending::job(outcome),
             Err(_) => Pending::ready(Err(EngineError::Stopped)),
         }
     }
@@ -217,9 +213,9 @@ impl<S: StateMachine> Engine<S> {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_, S>) -> R + Send + 'static,
     {
-        let (request, receiver) = run_request(f);
-        match self.requests.try_send(request) {
-            Ok(()) => Ok(Pending::waiting(receiver)),
+        let (ticket, outcome) = job::new(f);
+        match self.requests.try_send(Request::Run(ticket)) {
+            Ok(()) => Ok(Pending::job(outcome)),
             Err(TrySendError::Full(_)) => Err(EngineError::Busy(self.requests.len())),
             Err(TrySendError::Disconnected(_)) => Err(EngineError::Stopped),
         }
@@ -271,21 +267,4 @@ fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
         .name(name.to_string())
         .spawn(body)
         .expect("spawn ledger thread")
-}
-
-fn run_request<S, R, F>(f: F) -> (Request<S>, oneshot::Receiver<Result<R, EngineError>>)
-where
-    S: StateMachine,
-    R: Send + 'static,
-    F: FnOnce(&mut Tx<'_, S>) -> R + Send + 'static,
-{
-    let (sender, receiver) = oneshot::channel();
-    let run: RunFn<S> = Box::new(move |tx: &mut Tx<'_, S>| {
-        let result = f(tx);
-        Box::new(move |outcome: Result<(), EngineError>| {
-            // The caller may have stopped waiting: nothing to tell it then.
-            let _ = sender.send(outcome.map(|()| result));
-        })
-    });
-    (Request::Run(run), receiver)
 }

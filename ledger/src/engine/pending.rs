@@ -2,10 +2,13 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
 
 use tokio::sync::oneshot;
 
+use super::job::Outcome;
 use super::EngineError;
 
 /// Resolves when every event emitted by this request and every earlier one is durable.
@@ -17,6 +20,9 @@ pub struct Pending<R> {
 
 enum State<R> {
     Ready(Option<Result<R, EngineError>>),
+    /// A request run on the engine thread (`Engine::execute`).
+    Job(Arc<dyn Outcome<R>>),
+    /// Anything else answered through a channel (snapshots).
     Waiting(oneshot::Receiver<Result<R, EngineError>>),
 }
 
@@ -30,6 +36,12 @@ impl<R> Pending<R> {
         }
     }
 
+    pub(crate) fn job(outcome: Arc<dyn Outcome<R>>) -> Pending<R> {
+        Pending {
+            state: State::Job(outcome),
+        }
+    }
+
     pub(crate) fn waiting(receiver: oneshot::Receiver<Result<R, EngineError>>) -> Pending<R> {
         Pending {
             state: State::Waiting(receiver),
@@ -40,11 +52,35 @@ impl<R> Pending<R> {
     pub fn wait(self) -> Result<R, EngineError> {
         match self.state {
             State::Ready(result) => result.expect("a Pending resolves once"),
+            State::Job(outcome) => {
+                let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+                let mut context = Context::from_waker(&waker);
+                loop {
+                    if let Poll::Ready(result) = outcome.poll_take(&mut context) {
+                        return result;
+                    }
+                    // A wake-up may be spurious: the loop polls again.
+                    std::thread::park();
+                }
+            }
             // A dropped sender means the engine stopped before the request became durable.
             State::Waiting(receiver) => receiver
                 .blocking_recv()
                 .unwrap_or(Err(EngineError::Stopped)),
         }
+    }
+}
+
+/// Wakes a thread blocked in [`Pending::wait`].
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
     }
 }
 
@@ -55,6 +91,13 @@ impl<R> Future for Pending<R> {
         let this = self.get_mut();
         match &mut this.state {
             State::Ready(result) => Poll::Ready(result.take().expect("a Pending resolves once")),
+            State::Job(outcome) => match outcome.poll_take(context) {
+                Poll::Ready(result) => {
+                    this.state = State::Ready(None);
+                    Poll::Ready(result)
+                }
+                Poll::Pending => Poll::Pending,
+            },
             State::Waiting(receiver) => match Pin::new(receiver).poll(context) {
                 Poll::Ready(result) => Poll::Ready(result.unwrap_or(Err(EngineError::Stopped))),
                 Poll::Pending => Poll::Pending,

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender};
 use tokio::sync::oneshot;
 
+use super::job::Ticket;
 use super::stats::SharedStats;
-use super::{Completion, EngineConfig, EngineError, Request, WalFailure};
+use super::{EngineConfig, EngineError, Request, WalFailure};
 use crate::snapshot::{SnapshotInfo, SnapshotStore};
 use crate::state_machine::{StateMachine, Tx};
 use crate::wal::{RecordGroup, Wal};
@@ -23,7 +24,7 @@ pub(crate) enum WalJob<S: StateMachine> {
     Group {
         first_seq: u64,
         events: Vec<S::Event>,
-        completions: Vec<Completion>,
+        completions: Vec<Ticket<S>>,
     },
     /// The state as of `seq`: written once the WAL is durable up to `seq`.
     Snapshot {
@@ -51,7 +52,7 @@ pub(crate) struct EngineLoop<S: StateMachine> {
     stats: Arc<SharedStats>,
     has_snapshots: bool,
     events: Vec<S::Event>,
-    completions: Vec<Completion>,
+    completions: Vec<Ticket<S>>,
     records_since_snapshot: u64,
     shutting_down: bool,
 }
@@ -168,7 +169,7 @@ impl<S: StateMachine> EngineLoop<S> {
             if self.events.is_empty() && self.nothing_in_flight() {
                 // Read-only requests with nothing pending: what they read is already durable.
                 for completion in self.completions.drain(..) {
-                    completion(Ok(()));
+                    completion.complete(Ok(()));
                 }
                 return Ok(());
             }
@@ -255,10 +256,10 @@ impl<S: StateMachine> EngineLoop<S> {
 
     fn handle(&mut self, request: Request<S>, groups: &Sender<WalJob<S>>) -> Result<(), Stopped> {
         match request {
-            Request::Run(run) => {
+            Request::Run(mut ticket) => {
                 let mut tx = Tx::new(&mut self.state, &mut self.events);
-                let completion = run(&mut tx);
-                self.completions.push(completion);
+                ticket.run(&mut tx);
+                self.completions.push(ticket);
             }
             Request::Snapshot(reply) => {
                 if !self.has_snapshots {
@@ -350,7 +351,7 @@ pub(crate) fn run_wal<S: StateMachine>(
                     stats.record_group(0, None);
                 }
                 for completion in completions {
-                    completion(Ok(()));
+                    completion.complete(Ok(()));
                 }
                 if trim.due() && trim.step(wal.as_mut(), stats, config).is_err() {
                     stop_after_failure(&groups, stats);
