@@ -69,19 +69,25 @@ impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        let lowest = match self.runs.range(..=&key).next_back() {
-            Some((lowest, _)) => lowest.clone(),
-            None => {
-                // Below every run (or none yet): the first run takes it, under its new lowest key.
-                let run = match self.runs.pop_first() {
-                    Some((_, run)) => run,
-                    None => Arc::new(BTreeMap::new()),
-                };
-                self.runs.insert(key.clone(), run);
-                key.clone()
-            }
-        };
-        let run = Arc::make_mut(self.runs.get_mut(&lowest).expect("the run just found"));
+        if self
+            .runs
+            .first_key_value()
+            .is_none_or(|(lowest, _)| key < *lowest)
+        {
+            // Below every run (or none yet): the first run takes it, under its new lowest key.
+            let run = match self.runs.pop_first() {
+                Some((_, run)) => run,
+                None => Arc::new(BTreeMap::new()),
+            };
+            self.runs.insert(key.clone(), run);
+        }
+        // One search for the run, mutable at once (its lowest key is not needed again).
+        let (_, run) = self
+            .runs
+            .range_mut(..=&key)
+            .next_back()
+            .expect("the first run starts at or below the key");
+        let run = Arc::make_mut(run);
         let previous = run.insert(key, value);
         if previous.is_none() {
             self.len += 1;

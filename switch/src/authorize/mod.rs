@@ -490,10 +490,18 @@ pub fn request_key(msg: &Message, terminal: &Terminal) -> RequestKey {
 /// (64 + 20 + 34 bits), so a retransmission or a reversal finds it without an index.
 pub fn transfer_id_of(key: &RequestKey) -> TransferId {
     let terminal = u64::from_be_bytes(key.terminal.0) as u128;
-    let transmitted: u64 = std::str::from_utf8(&key.transmitted)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    // F7 is ten digits (the codec checks `n` fields): read them directly, without a UTF-8
+    // check and `str::parse` for every request; anything else reads as `parse` would.
+    let transmitted: u64 = if key.transmitted.iter().all(u8::is_ascii_digit) {
+        key.transmitted
+            .iter()
+            .fold(0, |n, digit| n * 10 + u64::from(digit - b'0'))
+    } else {
+        std::str::from_utf8(&key.transmitted)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
     debug_assert!(key.stan < (1 << 20) && transmitted < (1 << 34));
     TransferId(terminal << 64 | (key.stan as u128) << 34 | transmitted as u128)
 }
@@ -539,7 +547,43 @@ pub fn local_time(msg: &Message) -> [u8; 10] {
 
 /// The approval code of an approved request: derived from its RRN, so it is unique too.
 pub fn approval_code(rrn: u64) -> [u8; 6] {
-    let mut code = [0u8; 6];
-    code.copy_from_slice(format!("A{:05}", rrn % 100_000).as_bytes());
+    // `A` and the RRN's last five digits, written without formatting a `String`.
+    let mut code = *b"A00000";
+    let mut rest = rrn % 100_000;
+    for digit in code[1..].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn approval_code_is_a_and_the_rrn_last_five_digits() {
+        for rrn in [0, 7, 42, 99_999, 100_000, 123_456_789, u64::MAX] {
+            let expected = format!("A{:05}", rrn % 100_000);
+            assert_eq!(&approval_code(rrn), expected.as_bytes(), "rrn {rrn}");
+        }
+    }
+
+    #[test]
+    fn transfer_id_packs_f41_f11_and_f7() {
+        let terminal = TerminalId::parse("T0000001").expect("terminal id");
+        let key = |transmitted: &[u8; 10]| RequestKey {
+            terminal,
+            stan: 123_456,
+            transmitted: *transmitted,
+        };
+        let id = |transmitted: &[u8; 10]| transfer_id_of(&key(transmitted)).0;
+        let high = (u64::from_be_bytes(terminal.0) as u128) << 64 | 123_456u128 << 34;
+        assert_eq!(id(b"1123083015"), high | 1_123_083_015);
+        assert_eq!(id(b"0000000000"), high);
+        assert_eq!(id(b"9999999999"), high | 9_999_999_999);
+        // Not digits: read as `str::parse` reads them.
+        assert_eq!(id(b"+123456789"), high | 123_456_789);
+        assert_eq!(id(b"12345 6789"), high);
+    }
 }

@@ -290,6 +290,11 @@ pub struct Batches {
     batches: BTreeMap<BatchKey, Arc<Batch>>,
     /// Each terminal's batch of its latest financial message: where a decline's STAN goes.
     current: BTreeMap<TerminalId, u32>,
+    /// The STAN last recorded, and where: it stays in that batch (STANs are never removed).
+    /// The `Answered` that follows a posting records the posting's STAN in the same batch
+    /// again; this skips that lookup. Derived, so neither kept in a snapshot nor compared.
+    #[serde(skip)]
+    last_stan: Option<(BatchKey, u32)>,
 }
 
 impl Batches {
@@ -326,6 +331,14 @@ impl Batches {
         Arc::make_mut(self.batches.entry(key).or_default())
     }
 
+    /// Records `stan` in batch `key` (its terminal's current batch from now on).
+    fn record_stan(&mut self, key: BatchKey, stan: u32) -> &mut Batch {
+        self.last_stan = Some((key, stan));
+        let batch = self.batch_mut(key);
+        batch.stans.insert(stan, ());
+        batch
+    }
+
     /// Keeps the batch in step with a posting from a terminal. `original` is the transfer a
     /// reversal undoes.
     pub fn on_post(&mut self, transfer: &Transfer, original: Option<&Transfer>) {
@@ -346,8 +359,7 @@ impl Batches {
             | TransferKind::OfflinePurchase
             | TransferKind::OfflineRejected
             | TransferKind::Refund => {
-                let batch = self.batch_mut(key);
-                batch.stans.insert(refs.stan, ());
+                let batch = self.record_stan(key, refs.stan);
                 batch.transactions.insert(
                     txn,
                     BatchTxn {
@@ -360,7 +372,7 @@ impl Batches {
                 );
             }
             TransferKind::Reversal => {
-                self.batch_mut(key).stans.insert(refs.stan, ());
+                self.record_stan(key, refs.stan);
                 let Some(original) = original else { return };
                 let refs = &original.refs;
                 let original_key = BatchKey {
@@ -387,9 +399,10 @@ impl Batches {
     /// current batch.
     pub fn on_answered(&mut self, terminal: TerminalId, stan: u32) {
         if let Some(&batch) = self.current.get(&terminal) {
-            self.batch_mut(BatchKey { terminal, batch })
-                .stans
-                .insert(stan, ());
+            let key = BatchKey { terminal, batch };
+            if self.last_stan != Some((key, stan)) {
+                self.record_stan(key, stan);
+            }
         }
     }
 
@@ -405,7 +418,7 @@ impl Batches {
                     terminal: *terminal,
                     batch: *batch,
                 };
-                self.batch_mut(key).stans.insert(*stan, ());
+                self.record_stan(key, *stan);
             }
             BatchEvent::Seen {
                 terminal,
@@ -437,8 +450,7 @@ impl Batches {
                 batch.offline.push(*sale);
             }
             BatchEvent::Uploaded { batch, upload } => {
-                let batch = self.batch_mut(*batch);
-                batch.stans.insert(upload.txn.stan, ());
+                let batch = self.record_stan(*batch, upload.txn.stan);
                 if let Some(entry) = batch.transactions.get_mut(&upload.txn) {
                     entry.uploaded = true;
                 }
