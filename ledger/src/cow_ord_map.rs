@@ -5,6 +5,11 @@
 //! switch's open offline batches, one entry per sale): copied whole, the first write after a
 //! snapshot copied every sale of the batch on the engine thread; now it copies one run of at
 //! most [`RUN_MAX`] entries. Serialized as a plain map, like a `BTreeMap`.
+//!
+//! A run is a sorted vector: keys mostly arrive in increasing order (a terminal's STANs), and
+//! appending to a vector after one comparison with its last key touches one or two cache
+//! lines, where a `BTreeMap` run walked its nodes from the root (two inserts per purchase on
+//! the engine thread, each a few cache misses: 14 % of its samples in a profile).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,10 +21,13 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Entries per run at most: a run splits in two when it grows past it.
 pub const RUN_MAX: usize = 512;
 
+/// A run's entries, sorted by key, no key twice.
+type Run<K, V> = Vec<(K, V)>;
+
 #[derive(Clone)]
 pub struct CowOrdMap<K, V> {
-    /// Each run under its lowest key; the runs' key ranges do not overlap.
-    runs: BTreeMap<K, Arc<BTreeMap<K, V>>>,
+    /// Each run under its lowest key; the runs' key ranges do not overlap. No run is empty.
+    runs: BTreeMap<K, Arc<Run<K, V>>>,
     len: usize,
 }
 
@@ -29,6 +37,24 @@ impl<K, V> Default for CowOrdMap<K, V> {
             runs: BTreeMap::new(),
             len: 0,
         }
+    }
+}
+
+impl<K, V> CowOrdMap<K, V> {
+    /// Every entry in key order (for the impls that need no `Ord`).
+    fn entries(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
+        self.runs
+            .values()
+            .flat_map(|run| run.iter().map(|(key, value)| (key, value)))
+    }
+}
+
+/// Where `key` is in `run`, or where it would go.
+fn search<K: Ord, V>(run: &[(K, V)], key: &K) -> Result<usize, usize> {
+    match run.last() {
+        // Appending: one comparison.
+        Some((last, _)) if last < key => Err(run.len()),
+        _ => run.binary_search_by(|(k, _)| k.cmp(key)),
     }
 }
 
@@ -47,12 +73,14 @@ impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
 
     /// The run that holds `key` if any holds it: the one under the greatest lowest key not
     /// above it.
-    fn run_of(&self, key: &K) -> Option<&BTreeMap<K, V>> {
+    fn run_of(&self, key: &K) -> Option<&Run<K, V>> {
         self.runs.range(..=key).next_back().map(|(_, run)| &**run)
     }
 
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.run_of(key)?.get(key)
+        let run = self.run_of(key)?;
+        let at = search(run, key).ok()?;
+        Some(&run[at].1)
     }
 
     pub fn contains_key(&self, key: &K) -> bool {
@@ -62,10 +90,8 @@ impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
     /// The value, its run copied first if a clone shares it.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
         let run = self.runs.range_mut(..=key).next_back()?.1;
-        if !run.contains_key(key) {
-            return None;
-        }
-        Arc::make_mut(run).get_mut(key)
+        let at = search(run, key).ok()?;
+        Some(&mut Arc::make_mut(run)[at].1)
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
@@ -77,35 +103,39 @@ impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
             // Below every run (or none yet): the first run takes it, under its new lowest key.
             let run = match self.runs.pop_first() {
                 Some((_, run)) => run,
-                None => Arc::new(BTreeMap::new()),
+                None => Arc::new(Vec::new()),
             };
             self.runs.insert(key.clone(), run);
         }
-        // One search for the run, mutable at once (its lowest key is not needed again).
         let (_, run) = self
             .runs
             .range_mut(..=&key)
             .next_back()
             .expect("the first run starts at or below the key");
+        let found = search(run, &key);
         let run = Arc::make_mut(run);
-        let previous = run.insert(key, value);
-        if previous.is_none() {
-            self.len += 1;
-        }
+        let previous = match found {
+            Ok(at) => Some(std::mem::replace(&mut run[at].1, value)),
+            Err(at) => {
+                run.insert(at, (key, value));
+                self.len += 1;
+                None
+            }
+        };
         if run.len() > RUN_MAX {
-            let middle = run
-                .keys()
-                .nth(run.len() / 2)
-                .expect("a run past RUN_MAX")
-                .clone();
-            let upper = run.split_off(&middle);
+            // The upper half takes the appends that follow: room for them now; the lower half
+            // gives back what it no longer needs.
+            let mut upper = Vec::with_capacity(RUN_MAX + 1);
+            upper.extend(run.drain(run.len() / 2..));
+            run.shrink_to_fit();
+            let middle = upper[0].0.clone();
             self.runs.insert(middle, Arc::new(upper));
         }
         previous
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
-        self.runs.values().flat_map(|run| run.iter())
+        self.entries()
     }
 
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + '_ {
@@ -146,9 +176,7 @@ impl<K: Ord + Clone, V: Clone> Extend<(K, V)> for CowOrdMap<K, V> {
 impl<K: PartialEq, V: PartialEq> PartialEq for CowOrdMap<K, V> {
     /// Equal entries, however they are split into runs.
     fn eq(&self, other: &Self) -> bool {
-        let ours = self.runs.values().flat_map(|run| run.iter());
-        let theirs = other.runs.values().flat_map(|run| run.iter());
-        self.len == other.len && ours.eq(theirs)
+        self.len == other.len && self.entries().eq(other.entries())
     }
 }
 
@@ -156,16 +184,14 @@ impl<K: Eq, V: Eq> Eq for CowOrdMap<K, V> {}
 
 impl<K: fmt::Debug, V: fmt::Debug> fmt::Debug for CowOrdMap<K, V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map()
-            .entries(self.runs.values().flat_map(|run| run.iter()))
-            .finish()
+        f.debug_map().entries(self.entries()).finish()
     }
 }
 
 impl<K: Serialize, V: Serialize> Serialize for CowOrdMap<K, V> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(Some(self.len))?;
-        for (key, value) in self.runs.values().flat_map(|run| run.iter()) {
+        for (key, value) in self.entries() {
             map.serialize_entry(key, value)?;
         }
         map.end()
@@ -215,6 +241,24 @@ mod tests {
         assert_eq!(snapshot.first_key(), Some(&10));
         assert_eq!(snapshot.len(), 5_000);
         assert_ne!(snapshot, map);
+    }
+
+    #[test]
+    fn keys_in_order_append_into_bounded_runs() {
+        let mut map = CowOrdMap::new();
+        for key in 0..3_000u32 {
+            assert_eq!(map.insert(key, key), None);
+        }
+        assert_eq!(map.insert(1_500, 7), Some(1_500));
+        assert_eq!(map.len(), 3_000);
+        assert!(map.keys().copied().eq(0..3_000));
+        assert_eq!(map.get(&1_500), Some(&7));
+        // Split runs give back their room: memory stays bounded by the entries.
+        assert!(map.runs.len() >= 3_000 / RUN_MAX);
+        assert!(map
+            .runs
+            .values()
+            .all(|run| !run.is_empty() && run.len() <= RUN_MAX && run.capacity() <= RUN_MAX + 1));
     }
 
     #[test]
