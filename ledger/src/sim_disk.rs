@@ -260,6 +260,8 @@ impl Wal for SimDisk {
                     offset += len;
                     continue;
                 }
+                // Whole, and unreadable by this build: neither damage nor a torn write.
+                Frame::FormatBefore { seq } => return Err(WalError::FormatBefore { seq }),
                 Frame::Incomplete => "record runs past the end of the log".to_string(),
                 Frame::BadPayload { seq, len } => {
                     if offset + len < disk.data.len() {
@@ -361,7 +363,9 @@ impl Wal for SimDisk {
 /// The sequence number of the first valid frame header after the start of `bytes`.
 fn later_header(bytes: &[u8]) -> Option<u64> {
     (1..bytes.len()).find_map(|offset| match decode_frame(&bytes[offset..]) {
-        Frame::Complete { seq, .. } | Frame::BadPayload { seq, .. } => Some(seq),
+        Frame::Complete { seq, .. }
+        | Frame::BadPayload { seq, .. }
+        | Frame::FormatBefore { seq } => Some(seq),
         Frame::Incomplete if bytes.len() - offset >= FRAME_HEADER_LEN => {
             // A valid header whose record runs past the end: a torn record after this one.
             let seq =

@@ -18,16 +18,23 @@
 //! moves one to a separate blob file (which it would not sync); the open checks that no blob
 //! exists.
 //!
+//! A record too large for a page (a bulk admin change: [`crate::record::is_large`]) is stored
+//! alone, in chunks of a page each under keys of 12 bytes: its sequence number, then the
+//! chunk's index (big-endian u32), so they sort after the page before it and before the next
+//! page. Such a record is read back whole or not at all.
+//!
 //! A page is written whole by sled's batch, so a torn write can only leave a damaged last
-//! page: recovery drops it whole (its records were never acknowledged: the group's sync did
-//! not return).
+//! page (or large record): recovery drops it whole (its records were never acknowledged: the
+//! group's sync did not return).
 
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::record::{decode_page, PageBody, PAGE_LEN_BYTES};
+use crate::record::{
+    decode_chunk, decode_page, encode_chunks, is_large, PageBody, PageError, PAGE_LEN_BYTES,
+};
 use crate::wal::{RecordGroup, Recovered, Sequence, TornTail, Visit, Wal, WalError};
 
 /// Page cache sled may use: the WAL is written once and read back only at recovery.
@@ -110,17 +117,145 @@ fn sled_error(error: sled::Error) -> io::Error {
     }
 }
 
+/// What a key names: a page (its first record), or a chunk of a large record.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Key {
+    Page(u64),
+    Chunk(u64, u32),
+}
+
+impl Key {
+    fn parse(key: &[u8]) -> Option<Key> {
+        let (seq, index) = key.split_first_chunk::<8>()?;
+        let seq = u64::from_be_bytes(*seq);
+        match index.len() {
+            0 => Some(Key::Page(seq)),
+            4 => Some(Key::Chunk(seq, u32::from_be_bytes(index.try_into().ok()?))),
+            _ => None,
+        }
+    }
+
+    /// The sequence number of the first record stored from this key on.
+    fn seq(self) -> u64 {
+        match self {
+            Key::Page(seq) | Key::Chunk(seq, _) => seq,
+        }
+    }
+
+    /// Whether the key starts a page or a large record.
+    fn starts_records(self) -> bool {
+        matches!(self, Key::Page(_) | Key::Chunk(_, 0))
+    }
+}
+
 fn key_seq(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.try_into().ok()?))
+    Key::parse(key).map(Key::seq)
+}
+
+fn chunk_key(seq: u64, index: u32) -> [u8; 12] {
+    let mut key = [0u8; 12];
+    key[..8].copy_from_slice(&seq.to_be_bytes());
+    key[8..].copy_from_slice(&index.to_be_bytes());
+    key
+}
+
+type Pages = std::iter::Peekable<sled::Iter>;
+
+/// Reads large record `seq` on from its chunk `index` (whose value is `value`), taking its
+/// further chunks from `pages`: the record, or why it does not read (then the rest of its
+/// chunks are taken too, so that what follows in `pages` is the next record's).
+fn read_large(
+    seq: u64,
+    index: u32,
+    value: &[u8],
+    pages: &mut Pages,
+) -> Result<Result<Vec<u8>, PageError>, WalError> {
+    let read = read_chunks(seq, index, value, pages)?;
+    if read.is_err() {
+        while let Some(Ok((key, _))) = pages.peek() {
+            if !matches!(Key::parse(key), Some(Key::Chunk(of, _)) if of == seq) {
+                break;
+            }
+            pages.next();
+        }
+    }
+    Ok(read)
+}
+
+fn read_chunks(
+    seq: u64,
+    index: u32,
+    value: &[u8],
+    pages: &mut Pages,
+) -> Result<Result<Vec<u8>, PageError>, WalError> {
+    if index != 0 {
+        return Ok(Err(PageError::Damaged(
+            "chunk of a record without its first chunk",
+        )));
+    }
+    let first = match decode_chunk(seq, 0, value) {
+        Ok(first) => first,
+        Err(error) => return Ok(Err(error)),
+    };
+    let len = first
+        .record_len
+        .expect("the first chunk holds the record's length");
+    let mut record = Vec::with_capacity(len);
+    record.extend_from_slice(first.bytes);
+    let mut index = 0;
+    while record.len() < len {
+        index += 1;
+        let next_is_ours = match pages.peek() {
+            Some(Ok((key, _))) => Key::parse(key) == Some(Key::Chunk(seq, index)),
+            Some(Err(_)) => true,
+            None => false,
+        };
+        if !next_is_ours {
+            return Ok(Err(PageError::Damaged("chunks missing")));
+        }
+        let (_, value) = pages.next().expect("peeked").map_err(sled_error)?;
+        match decode_chunk(seq, index, &value) {
+            Ok(chunk) if chunk.record_len.is_none() => record.extend_from_slice(chunk.bytes),
+            Ok(_) => unreachable!("only the first chunk holds a length"),
+            Err(error) => return Ok(Err(error)),
+        }
+    }
+    if record.len() != len {
+        return Ok(Err(PageError::Damaged("chunks longer than their record")));
+    }
+    Ok(Ok(record))
+}
+
+/// Passes a record read back to the visitor, if it is at or after `from_seq`.
+fn accept(
+    seq: u64,
+    payload: &[u8],
+    from_seq: u64,
+    sequence: &mut Sequence,
+    recovered: &mut Recovered,
+    visit: &mut Visit<'_>,
+) -> Result<(), WalError> {
+    if seq >= from_seq {
+        sequence.accept(seq)?;
+        recovered.first_seq.get_or_insert(seq);
+        visit(seq, payload).map_err(|reason| WalError::Rejected { seq, reason })?;
+        recovered.records += 1;
+    }
+    Ok(())
 }
 
 impl Wal for SledWal {
     fn recover(&mut self, from_seq: u64, visit: &mut Visit<'_>) -> Result<Recovered, WalError> {
         let mut sequence = Sequence::new(from_seq);
         let mut recovered = Recovered::default();
-        // Start at the page holding `from_seq`: the newest page that starts at or before it.
+        // Start at the page holding `from_seq`: the newest page (or large record) that starts
+        // at or before it.
         let start = match self.db.range(..=from_seq.to_be_bytes()).next_back() {
-            Some(item) => item.map_err(sled_error)?.0,
+            Some(item) => {
+                let key = item.map_err(sled_error)?.0;
+                let seq = key_seq(&key).unwrap_or(from_seq);
+                sled::IVec::from(&seq.to_be_bytes()[..])
+            }
             None => sled::IVec::from(&from_seq.to_be_bytes()[..]),
         };
         // The first record the next page must start with, and the last record seen.
@@ -129,35 +264,46 @@ impl Wal for SledWal {
         let mut pages = self.db.range(start..).peekable();
         while let Some(item) = pages.next() {
             let (key, value) = item.map_err(sled_error)?;
-            let is_last = pages.peek().is_none();
-            let Some(first_seq) = key_seq(&key) else {
+            let Some(parsed) = Key::parse(&key) else {
                 let reason = format!("key of {} bytes is not a sequence number", key.len());
                 let seq = next_page_seq.unwrap_or(from_seq);
                 return Err(WalError::Corrupt { seq, reason });
             };
+            let first_seq = parsed.seq();
             if let Some(expected) = next_page_seq {
                 if first_seq != expected {
                     return Err(WalError::Missing { seq: expected });
                 }
             }
-            let decoded = decode_page(first_seq, &value);
-            match decoded {
-                Ok(records) => {
+            let read = match parsed {
+                Key::Page(_) => decode_page(first_seq, &value).map(|records| {
                     let mut seq = first_seq;
                     for payload in records {
-                        if seq >= from_seq {
-                            sequence.accept(seq)?;
-                            recovered.first_seq.get_or_insert(seq);
-                            visit(seq, payload)
-                                .map_err(|reason| WalError::Rejected { seq, reason })?;
-                            recovered.records += 1;
-                        }
+                        accept(seq, payload, from_seq, &mut sequence, &mut recovered, visit)?;
                         seq += 1;
                     }
-                    last_seen = Some(seq - 1);
-                    next_page_seq = Some(seq);
+                    Ok::<u64, WalError>(seq - 1)
+                }),
+                Key::Chunk(seq, index) => {
+                    read_large(seq, index, &value, &mut pages)?.map(|record| {
+                        let (sequence, recovered) = (&mut sequence, &mut recovered);
+                        accept(seq, &record, from_seq, sequence, recovered, visit)?;
+                        Ok::<u64, WalError>(seq)
+                    })
                 }
-                Err(reason) if is_last => {
+            };
+            let is_last = pages.peek().is_none();
+            match read {
+                Ok(last) => {
+                    let last = last?;
+                    last_seen = Some(last);
+                    next_page_seq = Some(last + 1);
+                }
+                // Whole, and unreadable by this build: neither damage nor a torn write.
+                Err(PageError::FormatBefore) => {
+                    return Err(WalError::FormatBefore { seq: first_seq })
+                }
+                Err(PageError::Damaged(reason)) if is_last => {
                     tracing::warn!(
                         seq = first_seq,
                         reason,
@@ -167,10 +313,14 @@ impl Wal for SledWal {
                         seq: Some(first_seq),
                         reason: reason.to_string(),
                     });
-                    self.db.remove(key).map_err(sled_error)?;
+                    let mut torn = sled::Batch::default();
+                    for key in self.db.scan_prefix(first_seq.to_be_bytes()).keys() {
+                        torn.remove(key.map_err(sled_error)?);
+                    }
+                    self.db.apply_batch(torn).map_err(sled_error)?;
                     self.sync()?;
                 }
-                Err(reason) => {
+                Err(PageError::Damaged(reason)) => {
                     return Err(WalError::Corrupt {
                         seq: first_seq,
                         reason: format!("page of records from {first_seq} on: {reason}"),
@@ -217,16 +367,35 @@ impl Wal for SledWal {
         let mut page_first_seq = group.first_seq();
         self.page.clear();
         for (seq, payload) in group.iter() {
+            if is_large(payload) {
+                // Alone, after the page before it: a large record is read back whole or not
+                // at all.
+                if !self.page.is_empty() {
+                    self.page.encode(page_first_seq, &mut self.value);
+                    batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
+                    self.page.clear();
+                }
+                encode_chunks(seq, payload, |index, value| {
+                    batch.insert(&chunk_key(seq, index)[..], value);
+                });
+                page_first_seq = seq + 1;
+                continue;
+            }
             if !self.page.fits(payload) {
                 self.page.encode(page_first_seq, &mut self.value);
                 batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
                 self.page.clear();
                 page_first_seq = seq;
             }
+            if self.page.is_empty() {
+                page_first_seq = seq;
+            }
             self.page.push(payload);
         }
-        self.page.encode(page_first_seq, &mut self.value);
-        batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
+        if !self.page.is_empty() {
+            self.page.encode(page_first_seq, &mut self.value);
+            batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
+        }
         assert_eq!(
             page_first_seq + self.page.records() as u64 - 1,
             group.last_seq(),
@@ -255,7 +424,8 @@ impl Wal for SledWal {
     fn trim_before(&mut self, seq: u64, records_max: usize) -> io::Result<usize> {
         let mut batch = sled::Batch::default();
         let mut removed = 0;
-        let mut previous: Option<u64> = None;
+        // The keys of the last page (or large record) seen, not yet known to end before `seq`.
+        let mut previous: Option<(u64, Vec<sled::IVec>)> = None;
         // A key is a page of records: stop at `records_max` records, not keys (4096 keys
         // were about 170,000 records, one sled batch that held the next group up).
         let keys = self.db.range(..=seq.to_be_bytes()).keys();
@@ -264,17 +434,25 @@ impl Wal for SledWal {
                 break;
             }
             let key = key.map_err(sled_error)?;
-            let first_seq = key_seq(&key).ok_or_else(|| {
+            let parsed = Key::parse(&key).ok_or_else(|| {
                 io::Error::other(format!(
                     "WAL key of {} bytes is not a sequence number",
                     key.len()
                 ))
             })?;
-            if let Some(previous) = previous {
-                batch.remove(&previous.to_be_bytes()[..]);
-                removed += (first_seq - previous) as usize;
+            if !parsed.starts_records() {
+                if let Some((_, keys)) = previous.as_mut() {
+                    keys.push(key);
+                }
+                continue;
             }
-            previous = Some(first_seq);
+            if let Some((first_seq, keys)) = previous.take() {
+                for key in keys {
+                    batch.remove(key);
+                }
+                removed += (parsed.seq() - first_seq) as usize;
+            }
+            previous = Some((parsed.seq(), vec![key]));
         }
         if removed > 0 {
             self.db.apply_batch(batch).map_err(sled_error)?;

@@ -1,7 +1,9 @@
 //! The write-ahead log, behind a small trait so that the engine runs on sled in production
 //! and on a simulated disk that loses unsynced writes in the crash tests.
 //!
-//! A log is a sequence of records numbered from 1 without holes. Each record is checksummed
+//! A log is a sequence of records numbered from 1 without holes, one record per transaction:
+//! the events one request emitted, encoded together ([`RecordGroup::push_transaction`]), so
+//! a record is applied whole or, cut by a crash, not at all. Each record is checksummed
 //! ([`crate::record`]) when written and checked when read back. Reading back is the job of
 //! [`Wal::recover`], the only reader: it validates everything from a sequence number on,
 //! drops a torn last record (a write the crash cut short: never acknowledged), and refuses
@@ -9,9 +11,9 @@
 
 use std::io;
 
-use serde::Serialize;
+use serde::{de::DeserializeOwned, Serialize};
 
-use crate::record::PAYLOAD_MAX;
+use crate::record::{FORMAT, FORMAT_BEFORE, RECORD_MAX};
 
 /// Records of one group commit, encoded and numbered, ready to append.
 #[derive(Clone, Debug, Default)]
@@ -39,22 +41,35 @@ impl RecordGroup {
         self.ends.clear();
     }
 
-    /// Appends an event as the next record, encoded with postcard.
-    pub fn push_event<E: Serialize>(&mut self, event: &E) {
+    /// Appends a transaction's events as the next record: their count (a postcard varint,
+    /// one byte up to 127 events), then each event in postcard. A transaction of one event
+    /// costs one byte more than the event.
+    pub fn push_transaction<E: Serialize>(&mut self, events: &[E]) {
+        assert!(!events.is_empty(), "a transaction record holds events");
         let start = self.payloads.len();
-        let payloads = std::mem::take(&mut self.payloads);
-        self.payloads = postcard::to_extend(event, payloads).expect("events encode");
+        let count = u32::try_from(events.len()).expect("fewer than 2^32 events");
+        let mut payloads = std::mem::take(&mut self.payloads);
+        payloads = postcard::to_extend(&count, payloads).expect("a count encodes");
+        for event in events {
+            payloads = postcard::to_extend(event, payloads).expect("events encode");
+        }
+        self.payloads = payloads;
         let len = self.payloads.len() - start;
         assert!(
-            len <= PAYLOAD_MAX,
-            "event encodes to {len} bytes, more than a record holds"
+            len <= RECORD_MAX,
+            "a transaction encodes to {len} bytes, more than a record holds"
         );
         self.ends.push(self.payloads.len() as u32);
     }
 
+    /// Appends one event as a transaction of its own.
+    pub fn push_event<E: Serialize>(&mut self, event: &E) {
+        self.push_transaction(std::slice::from_ref(event));
+    }
+
     pub fn push_payload(&mut self, payload: &[u8]) {
         assert!(
-            payload.len() <= PAYLOAD_MAX,
+            payload.len() <= RECORD_MAX,
             "payload of {} bytes",
             payload.len()
         );
@@ -94,6 +109,34 @@ impl RecordGroup {
     }
 }
 
+/// Decodes the events of a transaction record ([`RecordGroup::push_transaction`]) in order,
+/// passing each to `each`; returns how many. A record that checks was written whole, so
+/// anything but a count of one or more and exactly that many events is an error.
+pub fn decode_transaction<E: DeserializeOwned>(
+    payload: &[u8],
+    mut each: impl FnMut(E),
+) -> Result<u32, String> {
+    let (count, mut rest) = postcard::take_from_bytes::<u32>(payload)
+        .map_err(|error| format!("checks but its event count does not decode: {error}"))?;
+    if count == 0 {
+        return Err("checks but holds no events".to_string());
+    }
+    for index in 0..count {
+        let (event, tail) = postcard::take_from_bytes::<E>(rest).map_err(|error| {
+            format!("checks but its event {index} of {count} does not decode: {error}")
+        })?;
+        each(event);
+        rest = tail;
+    }
+    if !rest.is_empty() {
+        return Err(format!(
+            "checks but has {} bytes after its {count} events",
+            rest.len()
+        ));
+    }
+    Ok(count)
+}
+
 /// A record dropped at recovery because it was the last one and did not check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TornTail {
@@ -125,6 +168,12 @@ pub enum WalError {
          start. Was the WAL directory replaced, or trimmed past the newest snapshot?"
     )]
     Missing { seq: u64 },
+    #[error(
+        "WAL record {seq} is in the format {FORMAT_BEFORE} (one record per event), and this build \
+         reads {FORMAT} (one record per transaction) only: refusing to start rather than misread \
+         it. Recover this data directory with the build that wrote it."
+    )]
+    FormatBefore { seq: u64 },
     #[error("WAL record {seq} checks but cannot be replayed: {reason}")]
     Rejected { seq: u64, reason: String },
     #[error("WAL I/O error: {0}")]
@@ -217,11 +266,35 @@ mod tests {
         let records: Vec<_> = group.iter().collect();
         assert_eq!(
             records,
-            vec![(5, &b"a"[..]), (6, &[7u8][..]), (7, &b""[..])]
+            vec![(5, &b"a"[..]), (6, &[1u8, 7][..]), (7, &b""[..])]
         );
         assert_eq!(group.last_seq(), 7);
         group.reset(8);
         assert!(group.is_empty());
         assert_eq!(group.last_seq(), 7);
+    }
+
+    #[test]
+    fn a_transaction_is_one_record_and_decodes_whole() {
+        let mut group = RecordGroup::new(1);
+        group.push_transaction(&[300u32, 7, 0]);
+        group.push_event(&9u32);
+        assert_eq!(group.len(), 2);
+        let (_, three) = group.iter().next().expect("a record");
+        let mut events = Vec::new();
+        assert_eq!(decode_transaction::<u32>(three, |e| events.push(e)), Ok(3));
+        assert_eq!(events, vec![300, 7, 0]);
+        let (_, one) = group.iter().nth(1).expect("a record");
+        assert_eq!(one, &[1, 9][..], "one event costs one byte of count");
+        for cut in 0..three.len() {
+            let error = decode_transaction::<u32>(&three[..cut], |_| {});
+            assert!(error.is_err(), "cut at {cut} decodes");
+        }
+        let mut longer = three.to_vec();
+        longer.push(0);
+        let error = decode_transaction::<u32>(&longer, |_| {}).unwrap_err();
+        assert!(error.contains("1 bytes after its 3 events"), "{error}");
+        let error = decode_transaction::<u32>(&[0], |_| {}).unwrap_err();
+        assert!(error.contains("no events"), "{error}");
     }
 }

@@ -67,10 +67,11 @@ enum Outcome {
     Refused,
 }
 
-/// What recovery must do with a crash image, checked against the events submitted.
+/// What recovery must do with a crash image, checked against the transactions submitted
+/// (one record each): the state recovered is that of a prefix of whole transactions.
 fn check_recovery(
     crash: &SimCrash,
-    submitted: &[LedgerEvent],
+    submitted: &[Vec<LedgerEvent>],
     acked: u64,
 ) -> (Outcome, Option<SimDisk>) {
     let mut clean = crash.image.clone();
@@ -126,12 +127,29 @@ fn check_recovery(
         assert!(report.last_seq >= acked, "lost acknowledged records");
     }
     assert_eq!(report.replayed_records, report.last_seq);
-    let expected = apply_all(&submitted[..report.last_seq as usize]);
+    let expected = apply_all(&submitted[..report.last_seq as usize].concat());
     assert!(
         fingerprint(&book) == fingerprint(&expected),
         "recovered state differs from the prefix"
     );
     (outcome, Some(disk))
+}
+
+/// The events of one request: usually one to three, sometimes a large transaction (more than
+/// a page of the sled WAL holds), each checked against the book as the engine's `Tx` would.
+fn transaction(rng: &mut SimRng, workload: &mut Workload, book: &mut Book) -> Vec<LedgerEvent> {
+    let count = if rng.chance(1, 20) {
+        80
+    } else {
+        1 + rng.below(3)
+    };
+    (0..count)
+        .map(|_| {
+            let event = workload.next_event(book);
+            book.apply(&event);
+            event
+        })
+        .collect()
 }
 
 /// Drives the commit path by hand (as the WAL thread does: encode a group, append, sync, then
@@ -152,10 +170,9 @@ fn seeded_crash(seed: u64) -> Outcome {
     for group_index in 0..groups {
         let mut group = RecordGroup::new(submitted.len() as u64 + 1);
         for _ in 0..1 + rng.below(6) {
-            let event = workload.next_event(&book);
-            book.apply(&event);
-            group.push_event(&event);
-            submitted.push(event);
+            let events = transaction(&mut rng, &mut workload, &mut book);
+            group.push_transaction(&events);
+            submitted.push(events);
         }
         let crashing = group_index == crash_group;
         if crashing && crash_point == 0 {
@@ -189,7 +206,7 @@ fn seeded_crash(seed: u64) -> Outcome {
             let event = workload.next_event(&book);
             book.apply(&event);
             group.push_event(&event);
-            events.push(event);
+            events.push(vec![event]);
         }
         disk.append(&group).unwrap();
         disk.sync().unwrap();
@@ -255,19 +272,30 @@ fn engine_cut(seed: u64) -> Outcome {
     };
     let (engine, _) = Engine::open(Box::new(disk.clone()), None, config, Book::new).unwrap();
     let workload = Arc::new(Mutex::new(Workload::new(seed)));
-    let executed: Arc<Mutex<Vec<LedgerEvent>>> = Arc::default();
+    let executed: Arc<Mutex<Vec<Vec<LedgerEvent>>>> = Arc::default();
     let mut pending = Vec::new();
     for _ in 0..200 {
         let (workload, executed) = (workload.clone(), executed.clone());
         let writes = rng.chance(3, 4);
+        // Several events in one request: one record, recovered whole or not at all.
+        let events = if rng.chance(1, 20) {
+            80
+        } else {
+            1 + rng.below(3)
+        };
         pending.push(engine.execute(move |tx| {
             let mut executed = executed.lock().unwrap();
             if writes {
-                let event = workload.lock().unwrap().next_event(tx.state());
-                executed.push(event.clone());
-                tx.emit(event);
+                let mut workload = workload.lock().unwrap();
+                let mut transaction = Vec::new();
+                for _ in 0..events {
+                    let event = workload.next_event(tx.state());
+                    transaction.push(event.clone());
+                    tx.emit(event);
+                }
+                executed.push(transaction);
             }
-            // The state this request saw (and would answer from) is the first `len` events.
+            // The state this request saw (and would answer from) is the first `len` records.
             executed.len() as u64
         }));
     }

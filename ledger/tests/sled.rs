@@ -420,3 +420,207 @@ fn writer_killed_at_random_points_recovers_the_acknowledged_prefix() {
         acked_total = recovered;
     }
 }
+
+/// Runs `requests` requests one after the other: one event each, except every fifth, which
+/// emits 120 (more than a page holds: its record is stored in chunks). Returns each
+/// request's events, in log order, and the engine's counters.
+fn fill_transactions(dir: &Path, requests: usize) -> (Vec<Vec<LedgerEvent>>, EngineStats) {
+    let (engine, _) = open(dir).unwrap();
+    let workload = Arc::new(Mutex::new(Workload::new(5)));
+    let mut executed = Vec::new();
+    for request in 0..requests {
+        let count = if request % 5 == 4 { 120 } else { 1 };
+        let workload = workload.clone();
+        let events = engine
+            .execute(move |tx| {
+                let mut workload = workload.lock().unwrap();
+                let mut events = Vec::new();
+                for _ in 0..count {
+                    let event = workload.next_event(tx.state());
+                    events.push(event.clone());
+                    tx.emit(event);
+                }
+                events
+            })
+            .wait()
+            .unwrap();
+        executed.push(events);
+    }
+    let stats = engine.stats();
+    engine.shutdown();
+    (executed, stats)
+}
+
+/// The sequence numbers of a large record's chunk keys (12 bytes: seq, then index).
+fn chunked_records(wal: &SledWal) -> Vec<u64> {
+    let mut seqs: Vec<u64> = wal
+        .tree()
+        .iter()
+        .keys()
+        .map(|key| key.unwrap())
+        .filter(|key| key.len() == 12)
+        .map(|key| u64::from_be_bytes(key[..8].try_into().unwrap()))
+        .collect();
+    seqs.dedup();
+    seqs
+}
+
+#[test]
+fn a_large_transaction_is_one_record_in_chunks_and_recovers_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (transactions, stats) = fill_transactions(dir.path(), 30);
+    assert_eq!((stats.records, stats.events), (30, 24 + 6 * 120));
+    assert_eq!(
+        chunked_records(&open_wal(dir.path())),
+        vec![5, 10, 15, 20, 25, 30]
+    );
+    let (engine, report) = open(dir.path()).unwrap();
+    assert_eq!((report.last_seq, report.torn_tail_dropped), (30, false));
+    assert_eq!(
+        state(&engine),
+        fingerprint(&apply_all(&transactions.concat()))
+    );
+}
+
+#[test]
+fn a_large_last_record_cut_short_is_dropped_whole_and_the_log_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let (transactions, _) = fill_transactions(dir.path(), 30);
+    {
+        // A torn write that kept all but the last chunk of the last record.
+        let wal = open_wal(dir.path());
+        let (key, _) = wal.tree().last().unwrap().unwrap();
+        assert_eq!(&key[..8], &30u64.to_be_bytes()[..]);
+        assert!(u32::from_be_bytes(key[8..].try_into().unwrap()) > 0);
+        wal.tree().remove(key).unwrap();
+        wal.tree().flush().unwrap();
+    }
+    let (engine, report) = open(dir.path()).unwrap();
+    assert!(report.torn_tail_dropped);
+    assert_eq!(report.torn_tail.as_ref().unwrap().seq, Some(30));
+    assert_eq!(report.last_seq, 29);
+    assert_eq!(
+        state(&engine),
+        fingerprint(&apply_all(&transactions[..29].concat()))
+    );
+    // Every chunk of the dropped record is gone: record 30 is written anew.
+    engine
+        .execute(|tx| {
+            let id = tx.state().next_account_id();
+            tx.emit(LedgerEvent::OpenAccount {
+                id,
+                kind: AccountKind::FeeRevenue,
+            });
+        })
+        .wait()
+        .unwrap();
+    engine.shutdown();
+    drop(engine);
+    let (_, report) = open(dir.path()).unwrap();
+    assert_eq!((report.last_seq, report.torn_tail_dropped), (30, false));
+}
+
+#[test]
+fn a_damaged_chunk_before_the_end_refuses_to_start_naming_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    fill_transactions(dir.path(), 30);
+    {
+        let wal = open_wal(dir.path());
+        let mut key = [0u8; 12];
+        key[..8].copy_from_slice(&10u64.to_be_bytes());
+        key[8..].copy_from_slice(&1u32.to_be_bytes());
+        let mut value = wal.tree().get(key).unwrap().unwrap().to_vec();
+        value[100] ^= 0x10;
+        wal.tree().insert(key, value).unwrap();
+        wal.tree().flush().unwrap();
+    }
+    let error = open(dir.path())
+        .err()
+        .expect("a damaged record must stop the start");
+    assert!(
+        matches!(error, RecoveryError::Wal(WalError::Corrupt { seq: 10, .. })),
+        "{error}"
+    );
+}
+
+#[test]
+fn trimming_removes_large_records_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    fill_transactions(dir.path(), 30);
+    let mut wal = open_wal(dir.path());
+    wal.recover(1, &mut |_, _| Ok(())).unwrap();
+    // One request per group, so one page per small record: records 1-15 end before 16
+    // (record 15 is large), record 20 is large.
+    let removed = wal.trim_before(16, usize::MAX).unwrap();
+    assert_eq!(removed, 15);
+    assert_eq!(chunked_records(&wal), vec![20, 25, 30]);
+    let mut seen = Vec::new();
+    let recovered = wal
+        .recover(16, &mut |seq, _| {
+            seen.push(seq);
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(seen, (16..=30).collect::<Vec<_>>());
+    assert_eq!(recovered.first_seq, Some(16));
+    // From a large record on: the page before it is read, its records skipped.
+    let mut seen = Vec::new();
+    wal.recover(20, &mut |seq, _| {
+        seen.push(seq);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, (20..=30).collect::<Vec<_>>());
+}
+
+/// Writes `events` as a build before one-record-per-transaction did: one record per event,
+/// packed into pages checksummed over the first record's sequence number and the body.
+fn write_format_before(dir: &Path, events: &[LedgerEvent], per_page: usize) {
+    let wal = open_wal(dir);
+    for (page, chunk) in events.chunks(per_page).enumerate() {
+        let first_seq = (page * per_page) as u64 + 1;
+        let mut body = Vec::new();
+        for event in chunk {
+            let payload = postcard::to_stdvec(event).unwrap();
+            body.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+            body.extend_from_slice(&payload);
+        }
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&first_seq.to_le_bytes()), &body);
+        let mut value = crc.to_le_bytes().to_vec();
+        value.extend_from_slice(&body);
+        wal.tree().insert(first_seq.to_be_bytes(), value).unwrap();
+    }
+    wal.tree().flush().unwrap();
+}
+
+#[test]
+fn a_wal_of_the_format_before_is_refused_naming_it() {
+    let mut workload = Workload::new(9);
+    let mut book = Book::new();
+    let events: Vec<LedgerEvent> = (0..40)
+        .map(|_| {
+            let event = workload.next_event(&book);
+            book.apply(&event);
+            event
+        })
+        .collect();
+    // Several pages; and one page alone, which must not pass for a torn last page.
+    for per_page in [10, 40] {
+        let dir = tempfile::tempdir().unwrap();
+        write_format_before(dir.path(), &events, per_page);
+        let error = open(dir.path())
+            .err()
+            .expect("a WAL of the format before must stop the start");
+        assert!(
+            matches!(error, RecoveryError::Wal(WalError::FormatBefore { seq: 1 })),
+            "{error}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("BURSWAL1") && message.contains("BURSWAL2"),
+            "{message}"
+        );
+        let wal = open_wal(dir.path());
+        assert_eq!(wal.tree().len(), 40 / per_page, "nothing was dropped");
+    }
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::snapshot::{SnapshotError, SnapshotStore};
 use crate::state_machine::StateMachine;
-use crate::wal::{Recovered, TornTail, Wal, WalError};
+use crate::wal::{decode_transaction, Recovered, TornTail, Wal, WalError};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecoveryReport {
@@ -109,9 +109,10 @@ pub fn recover<S: StateMachine>(
 /// records come): the id index of 64M transfers takes 2 GB.
 const RESERVE_RECORDS_MAX: u64 = 1 << 26;
 
-/// Decoded records handed from the reader to the applier at a time, and how many such batches
-/// may wait: enough to keep both threads busy, little enough to stay in the cache.
-const BATCH_RECORDS: usize = 256;
+/// Decoded events handed from the reader to the applier at a time (whole records: a batch
+/// may hold a few more), and how many such batches may wait: enough to keep both threads
+/// busy, little enough to stay in the cache.
+const BATCH_EVENTS: usize = 256;
 const BATCHES_IN_FLIGHT: usize = 4;
 
 /// How many records ahead of the one being applied the applier prefetches.
@@ -122,8 +123,8 @@ const APPLIER_STOPPED: &str = "replay stopped at an earlier record";
 
 /// Replays the WAL from `from_seq` on into `state` (records up to `snapshot_seq` are in it
 /// already), on two threads: a reader reads the WAL (its pages, checksums and order) and
-/// decodes each record, the calling thread applies them in order, prefetching a few records
-/// ahead. The outcome is that of one thread doing both in turn: the records applied are the
+/// decodes each record (a transaction's events), the calling thread applies the events in
+/// order, prefetching a few events ahead. The outcome is that of one thread doing both in turn: the records applied are the
 /// same, and an error names the same record (a record the applier rejected comes before
 /// anything the reader found after it). One difference, harmless: the reader may drop a torn
 /// last page before the applier fails on an earlier record (dropping it is right either way:
@@ -137,16 +138,20 @@ fn replay<S: StateMachine>(
     let (sender, receiver) = crossbeam_channel::bounded::<Vec<(u64, S::Event)>>(BATCHES_IN_FLIGHT);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH_RECORDS);
+            let mut batch = Vec::with_capacity(BATCH_EVENTS);
             let read = wal.recover(from_seq, &mut |seq, payload| {
                 if seq <= snapshot_seq {
                     return Ok(());
                 }
-                let event: S::Event = postcard::from_bytes(payload)
-                    .map_err(|error| format!("checks but does not decode: {error}"))?;
-                batch.push((seq, event));
-                if batch.len() == BATCH_RECORDS {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS));
+                // The whole record decodes before any of it is handed over: a record that
+                // does not decode is rejected with none of its events applied.
+                let start = batch.len();
+                if let Err(error) = decode_transaction(payload, |event| batch.push((seq, event))) {
+                    batch.truncate(start);
+                    return Err(error);
+                }
+                if batch.len() >= BATCH_EVENTS {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS));
                     sender.send(full).map_err(|_| APPLIER_STOPPED.to_string())?;
                 }
                 Ok(())
@@ -157,7 +162,10 @@ fn replay<S: StateMachine>(
             }
             read
         });
+        // Records applied: a record is counted at its first event (if a later one fails, the
+        // replay fails with it).
         let mut applied = 0u64;
+        let mut last_seq = snapshot_seq;
         let mut rejected = None;
         'batches: for batch in receiver.iter() {
             for (_, event) in batch.iter().take(PREFETCH_AHEAD) {
@@ -172,7 +180,10 @@ fn replay<S: StateMachine>(
                     rejected = Some(WalError::Rejected { seq: *seq, reason });
                     break 'batches;
                 }
-                applied += 1;
+                if *seq != last_seq {
+                    last_seq = *seq;
+                    applied += 1;
+                }
             }
         }
         // Stops the reader if it is still reading (its next send fails).

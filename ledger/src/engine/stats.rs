@@ -10,8 +10,9 @@ pub const SYNC_BUCKETS: usize = 24;
 /// A copy of the engine's counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EngineStats {
-    /// Groups made durable, and the events in them.
+    /// Groups made durable, and the records (one per transaction) and events in them.
     pub groups: u64,
+    pub records: u64,
     pub events: u64,
     pub last_group_size: u64,
     pub group_size_max: u64,
@@ -40,6 +41,7 @@ pub struct EngineStats {
 #[derive(Debug, Default)]
 pub(crate) struct SharedStats {
     pub(crate) groups: AtomicU64,
+    pub(crate) records: AtomicU64,
     pub(crate) events: AtomicU64,
     pub(crate) last_group_size: AtomicU64,
     pub(crate) group_size_max: AtomicU64,
@@ -64,8 +66,10 @@ pub(crate) struct SharedStats {
 }
 
 impl SharedStats {
-    pub(crate) fn record_group(&self, size: u64, sync_us: Option<u64>) {
+    /// A group of `records` records holding `size` events is durable.
+    pub(crate) fn record_group(&self, records: u64, size: u64, sync_us: Option<u64>) {
         self.groups.fetch_add(1, Relaxed);
+        self.records.fetch_add(records, Relaxed);
         self.events.fetch_add(size, Relaxed);
         self.last_group_size.store(size, Relaxed);
         self.group_size_max.fetch_max(size, Relaxed);
@@ -81,6 +85,7 @@ impl SharedStats {
     pub(crate) fn read(&self, queue_depth: usize) -> EngineStats {
         EngineStats {
             groups: self.groups.load(Relaxed),
+            records: self.records.load(Relaxed),
             events: self.events.load(Relaxed),
             last_group_size: self.last_group_size.load(Relaxed),
             group_size_max: self.group_size_max.load(Relaxed),

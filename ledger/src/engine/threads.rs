@@ -19,11 +19,14 @@ type SnapshotReply = oneshot::Sender<Result<SnapshotInfo, EngineError>>;
 
 /// What the engine thread hands to the WAL thread, in order.
 pub(crate) enum WalJob<S: StateMachine> {
-    /// Events numbered from `first_seq`, and the requests to answer once they are durable
-    /// (a group may have requests and no events: read-only requests behind a pending group).
+    /// Transactions numbered from `first_seq`, one record each: the events of transaction
+    /// `i` are `events[tx_ends[i - 1]..tx_ends[i]]`. Then the requests to answer once they are
+    /// durable (a group may have requests and no events: read-only requests behind a pending
+    /// group).
     Group {
         first_seq: u64,
         events: Vec<S::Event>,
+        tx_ends: Vec<u32>,
         completions: Vec<Ticket<S>>,
     },
     /// The state as of `seq`: written once the WAL is durable up to `seq`.
@@ -46,12 +49,14 @@ pub(crate) struct SnapshotJob<S: StateMachine> {
 /// The engine thread: owns the state, runs requests, forms groups.
 pub(crate) struct EngineLoop<S: StateMachine> {
     state: S,
-    /// Seq of the first event of the group being formed.
+    /// Seq of the first record (transaction) of the group being formed.
     next_seq: u64,
     config: EngineConfig,
     stats: Arc<SharedStats>,
     has_snapshots: bool,
     events: Vec<S::Event>,
+    /// Where each transaction of the group ends in `events` (those that emitted any).
+    tx_ends: Vec<u32>,
     completions: Vec<Ticket<S>>,
     records_since_snapshot: u64,
     shutting_down: bool,
@@ -73,6 +78,7 @@ impl<S: StateMachine> EngineLoop<S> {
             stats,
             has_snapshots,
             events: Vec::new(),
+            tx_ends: Vec::new(),
             completions: Vec::new(),
             records_since_snapshot: 0,
             shutting_down: false,
@@ -203,15 +209,22 @@ impl<S: StateMachine> EngineLoop<S> {
         let first_seq = self.next_seq;
         // The next group starts with room for as many as this one had: growing from empty
         // re-allocated and copied the events (a few hundred bytes each) about log2(n) times.
-        let room = (self.events.len(), self.completions.len());
+        let room = (
+            self.events.len(),
+            self.tx_ends.len(),
+            self.completions.len(),
+        );
         let events = std::mem::replace(&mut self.events, Vec::with_capacity(room.0));
-        let completions = std::mem::replace(&mut self.completions, Vec::with_capacity(room.1));
-        self.next_seq += events.len() as u64;
-        self.records_since_snapshot += events.len() as u64;
+        let tx_ends = std::mem::replace(&mut self.tx_ends, Vec::with_capacity(room.1));
+        let completions = std::mem::replace(&mut self.completions, Vec::with_capacity(room.2));
+        let records = tx_ends.len() as u64;
+        self.next_seq += records;
+        self.records_since_snapshot += records;
         self.stats.applied_seq.store(self.next_seq - 1, Relaxed);
         WalJob::Group {
             first_seq,
             events,
+            tx_ends,
             completions,
         }
     }
@@ -257,8 +270,14 @@ impl<S: StateMachine> EngineLoop<S> {
     fn handle(&mut self, request: Request<S>, groups: &Sender<WalJob<S>>) -> Result<(), Stopped> {
         match request {
             Request::Run(mut ticket) => {
+                let before = self.events.len();
                 let mut tx = Tx::new(&mut self.state, &mut self.events);
                 ticket.run(&mut tx);
+                // One record for everything the request emitted: replay applies it whole.
+                if self.events.len() > before {
+                    let end = u32::try_from(self.events.len()).expect("a group under 2^32 events");
+                    self.tx_ends.push(end);
+                }
                 self.completions.push(ticket);
             }
             Request::Snapshot(reply) => {
@@ -328,15 +347,16 @@ pub(crate) fn run_wal<S: StateMachine>(
             WalJob::Group {
                 first_seq,
                 events,
+                tx_ends,
                 completions,
             } => {
                 if !events.is_empty() {
                     records.reset(first_seq);
-                    for event in &events {
-                        records.push_event(event);
+                    for transaction in transactions(&events, &tx_ends) {
+                        records.push_transaction(transaction);
                     }
                     #[cfg(debug_assertions)]
-                    check_round_trip::<S>(&records, &events);
+                    check_round_trip::<S>(&records, &events, &tx_ends);
                     let started = Instant::now();
                     if let Err(error) = wal.append(&records).and_then(|()| wal.sync()) {
                         wal_failed(config.on_wal_failure, first_seq, &error);
@@ -346,9 +366,9 @@ pub(crate) fn run_wal<S: StateMachine>(
                     }
                     let sync_us = started.elapsed().as_micros() as u64;
                     stats.durable_seq.store(records.last_seq(), Release);
-                    stats.record_group(events.len() as u64, Some(sync_us));
+                    stats.record_group(records.len() as u64, events.len() as u64, Some(sync_us));
                 } else {
-                    stats.record_group(0, None);
+                    stats.record_group(0, 0, None);
                 }
                 for completion in completions {
                     completion.complete(Ok(()));
@@ -491,14 +511,27 @@ fn wal_failed(policy: WalFailure, seq: u64, error: &std::io::Error) {
     }
 }
 
+/// The events of each transaction of a group, in order.
+fn transactions<'a, E>(events: &'a [E], tx_ends: &'a [u32]) -> impl Iterator<Item = &'a [E]> {
+    let starts = std::iter::once(0).chain(tx_ends.iter().copied());
+    let transactions = starts
+        .zip(tx_ends)
+        .map(|(start, &end)| &events[start as usize..end as usize]);
+    debug_assert_eq!(tx_ends.last().copied().unwrap_or(0) as usize, events.len());
+    transactions
+}
+
 /// Debug builds decode every record they are about to write and compare: the WAL must hold
-/// exactly what was applied.
+/// exactly what was applied, one record per transaction.
 #[cfg(debug_assertions)]
-fn check_round_trip<S: StateMachine>(records: &RecordGroup, events: &[S::Event]) {
-    for ((seq, payload), event) in records.iter().zip(events) {
-        let decoded: S::Event = postcard::from_bytes(payload).expect("record decodes");
+fn check_round_trip<S: StateMachine>(records: &RecordGroup, events: &[S::Event], tx_ends: &[u32]) {
+    assert_eq!(records.len(), tx_ends.len(), "one record per transaction");
+    for ((seq, payload), transaction) in records.iter().zip(transactions(events, tx_ends)) {
+        let mut decoded = Vec::new();
+        crate::wal::decode_transaction::<S::Event>(payload, |event| decoded.push(event))
+            .expect("record decodes");
         let again = postcard::to_stdvec(&decoded).expect("record re-encodes");
-        let original = postcard::to_stdvec(event).expect("event encodes");
+        let original = postcard::to_stdvec(transaction).expect("events encode");
         assert_eq!(again, original, "record {seq} does not round-trip");
     }
 }
