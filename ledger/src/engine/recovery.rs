@@ -115,7 +115,7 @@ const RESERVE_RECORDS_MAX: u64 = 1 << 26;
 const BATCH_EVENTS: usize = 256;
 const BATCHES_IN_FLIGHT: usize = 4;
 
-/// How many records ahead of the one being applied the applier prefetches.
+/// How many events ahead of the one being applied the applier prefetches.
 const PREFETCH_AHEAD: usize = 4;
 
 /// Why the reader stopped early: the applier stopped taking records (it failed on one).
@@ -124,8 +124,8 @@ const APPLIER_STOPPED: &str = "replay stopped at an earlier record";
 /// Replays the WAL from `from_seq` on into `state` (records up to `snapshot_seq` are in it
 /// already), on two threads: a reader reads the WAL (its pages, checksums and order) and
 /// decodes each record (a transaction's events), the calling thread applies the events in
-/// order, prefetching a few events ahead. The outcome is that of one thread doing both in turn: the records applied are the
-/// same, and an error names the same record (a record the applier rejected comes before
+/// order, prefetching a few events ahead. The outcome is that of one thread doing both in
+/// turn: the records applied are the same, and an error names the same record (a record the applier rejected comes before
 /// anything the reader found after it). One difference, harmless: the reader may drop a torn
 /// last page before the applier fails on an earlier record (dropping it is right either way:
 /// it was never acknowledged). Returns what the WAL found and the records applied.
