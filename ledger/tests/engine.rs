@@ -37,14 +37,28 @@ fn run_workload(
     workload: &Arc<Mutex<Workload>>,
     count: usize,
 ) -> Vec<LedgerEvent> {
+    run_requests(engine, workload, count, |_| 1)
+}
+
+/// Runs `requests` requests through the engine, all in flight at once, request `i` emitting
+/// `events(i)` workload events; returns the events in log order.
+fn run_requests(
+    engine: &Engine<Book>,
+    workload: &Arc<Mutex<Workload>>,
+    requests: usize,
+    events: impl Fn(usize) -> usize,
+) -> Vec<LedgerEvent> {
     let executed: Arc<Mutex<Vec<LedgerEvent>>> = Arc::default();
-    let pending: Vec<_> = (0..count)
-        .map(|_| {
+    let pending: Vec<_> = (0..requests)
+        .map(|request| {
             let (workload, executed) = (workload.clone(), executed.clone());
+            let count = events(request);
             engine.execute(move |tx| {
-                let event = workload.lock().unwrap().next_event(tx.state());
-                executed.lock().unwrap().push(event.clone());
-                tx.emit(event);
+                for _ in 0..count {
+                    let event = workload.lock().unwrap().next_event(tx.state());
+                    executed.lock().unwrap().push(event.clone());
+                    tx.emit(event);
+                }
             })
         })
         .collect();
@@ -94,22 +108,7 @@ fn each_request_is_one_record_whatever_it_emits() {
     let disk = SimDisk::new();
     let (engine, _) = Engine::open(Box::new(disk.clone()), None, test_config(), Book::new).unwrap();
     let workload = Arc::new(Mutex::new(Workload::new(3)));
-    let executed: Arc<Mutex<Vec<LedgerEvent>>> = Arc::default();
-    let pending: Vec<_> = (0..1_000)
-        .map(|request| {
-            let (workload, executed) = (workload.clone(), executed.clone());
-            engine.execute(move |tx| {
-                for _ in 0..1 + request % 3 {
-                    let event = workload.lock().unwrap().next_event(tx.state());
-                    executed.lock().unwrap().push(event.clone());
-                    tx.emit(event);
-                }
-            })
-        })
-        .collect();
-    for result in pending.into_iter().map(Pending::wait) {
-        result.unwrap();
-    }
+    let events = run_requests(&engine, &workload, 1_000, |request| 1 + request % 3);
     let stats = engine.stats();
     assert_eq!((stats.records, stats.events), (1_000, 1_999));
     assert_eq!(stats.durable_seq, 1_000);
@@ -125,7 +124,6 @@ fn each_request_is_one_record_whatever_it_emits() {
     let (engine, report) =
         Engine::open(Box::new(restart(&disk)), None, test_config(), Book::new).unwrap();
     assert_eq!((report.last_seq, report.replayed_records), (1_000, 1_000));
-    let events = executed.lock().unwrap().clone();
     let fingerprint_now = engine.execute(|tx| fingerprint(tx.state())).wait().unwrap();
     assert_eq!(fingerprint_now, fingerprint(&apply_all(&events)));
 }
