@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::codec::Framed;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use crate::authorize;
@@ -34,13 +35,22 @@ use crate::state::registry::TerminalKeys;
 /// The keys of the terminals seen on one connection.
 type KnownKeys = Mutex<HashMap<TerminalId, TerminalKeys>>;
 
+/// Accepts connections until `shutdown`, then returns once every connection has answered what
+/// it had taken in (each stops reading at `shutdown`).
 pub async fn serve(listener: TcpListener, host: Arc<Host>, shutdown: CancellationToken) {
     let connections = Arc::new(Semaphore::new(host.config.terminal_link.max_connections));
     let tls = host.terminal_tls.clone();
+    // Shutdown waits for the connections' tasks: a request decided (and durable) but not yet
+    // answered when the runtime stopped would leave its terminal to time out and reverse it.
+    let tasks = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => {
+                tasks.close();
+                tasks.wait().await;
+                return;
+            }
         };
         let (socket, peer) = match accepted {
             Ok(accepted) => accepted,
@@ -60,7 +70,7 @@ pub async fn serve(listener: TcpListener, host: Arc<Host>, shutdown: Cancellatio
         let host = host.clone();
         let shutdown = shutdown.clone();
         let tls = tls.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             host.metrics.connections_open.inc();
             info!(%peer, "terminal connected");
             match tls {
