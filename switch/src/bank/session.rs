@@ -70,6 +70,9 @@ async fn connect_and_serve(
         .await
         .map_err(|_| anyhow!("connect timed out"))?
         .with_context(|| format!("cannot connect to {addr}"))?;
+    if is_connected_to_itself(&socket) {
+        bail!("connected to itself: nothing listens on {addr}");
+    }
     let _ = socket.set_nodelay(true);
     match tls {
         Some(connector) => {
@@ -82,6 +85,14 @@ async fn connect_and_serve(
         }
         None => serve(host, socket, backoff).await,
     }
+}
+
+/// Whether the connection is TCP's self-connect: with the bank down and its port in the
+/// local ephemeral range, a connect to a loopback address can be given that very port as its
+/// source and "succeed" (simultaneous open). The link would then sign on to itself and hold
+/// the port the bank needs to listen on.
+fn is_connected_to_itself(socket: &TcpStream) -> bool {
+    matches!((socket.local_addr(), socket.peer_addr()), (Ok(local), Ok(peer)) if local == peer)
 }
 
 /// Aborts the connection's writer when the session ends, however it ends.
@@ -231,4 +242,29 @@ async fn answer_bank_request(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_to_itself_is_told_from_a_connection_to_a_listener() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let to_listener = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        assert!(!is_connected_to_itself(&to_listener));
+
+        // A socket bound to a free port and connected to that same port: the self-connect a
+        // bank link can fall into by chance, made on purpose.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(port).unwrap();
+        let to_itself = socket.connect(port).await.unwrap();
+        assert!(is_connected_to_itself(&to_itself));
+    }
 }
