@@ -15,9 +15,11 @@ pub mod control;
 pub mod link;
 pub mod tls;
 
+use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
@@ -88,10 +90,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key, args.tls_client_ca.as_deref())?),
         _ => None,
     };
-    let link_listener = TcpListener::bind(args.listen)
+    let link_listener = bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let control_listener = TcpListener::bind(args.control)
+    let control_listener = bind(args.control)
         .await
         .with_context(|| format!("cannot listen for control on {}", args.control))?;
     println!(
@@ -103,5 +105,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     tokio::select! {
         result = link::serve(link_listener, tls, sim.clone()) => result,
         result = control::serve(control_listener, sim) => result,
+    }
+}
+
+/// Binds `addr`, trying again for a few seconds while it is in use. Whoever starts banksim
+/// (the end-to-end tests) picks a port that was free a moment before and configures the host
+/// with it; meanwhile another process's client connection can take it as its source port
+/// for as long as that connection lives.
+async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    const PATIENCE: Duration = Duration::from_secs(10);
+    let started = Instant::now();
+    loop {
+        match TcpListener::bind(addr).await {
+            Err(error)
+                if error.kind() == io::ErrorKind::AddrInUse && started.elapsed() < PATIENCE =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            bound => return bound,
+        }
     }
 }
