@@ -27,6 +27,10 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
+fn free_loopback_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], free_port()))
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind a free port")
@@ -66,20 +70,35 @@ pub struct HostProcess {
 
 impl HostProcess {
     pub fn start(options: HostOptions) -> HostProcess {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let terminal_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let admin_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut host = HostProcess {
             child: None,
-            terminal_addr,
-            admin_addr,
-            dir,
+            terminal_addr: free_loopback_addr(),
+            admin_addr: free_loopback_addr(),
+            dir: tempfile::tempdir().expect("temp dir"),
             options,
             starts: 0,
         };
-        host.spawn();
-        host.wait_ready();
-        host
+        // A port that was free a moment ago can be another process's by the time bursar
+        // binds it (the tests run in parallel): then start again on two new ones.
+        for _ in 0..3 {
+            host.spawn();
+            match host.ready_or_exit() {
+                Ok(()) => return host,
+                Err(status) if host.logs().contains("Address already in use") => {
+                    eprintln!("bursar exited with {status}, a port in use: new ports");
+                    host.terminal_addr = free_loopback_addr();
+                    host.admin_addr = free_loopback_addr();
+                }
+                Err(status) => panic!(
+                    "bursar exited during start-up with {status}:\n{}",
+                    host.logs()
+                ),
+            }
+        }
+        panic!(
+            "bursar found its ports in use three times:\n{}",
+            host.logs()
+        );
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -141,6 +160,16 @@ impl HostProcess {
 
     /// Polls /readyz until 200; fails with the log if the process exits or takes too long.
     pub fn wait_ready(&mut self) {
+        if let Err(status) = self.ready_or_exit() {
+            panic!(
+                "bursar exited during start-up with {status}:\n{}",
+                self.logs()
+            );
+        }
+    }
+
+    /// Waits until `/readyz` answers; the exit status if bursar exits first.
+    fn ready_or_exit(&mut self) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self
@@ -148,17 +177,15 @@ impl HostProcess {
                 .as_mut()
                 .and_then(|c| c.try_wait().ok().flatten())
             {
-                panic!(
-                    "bursar exited during start-up with {status}:\n{}",
-                    self.logs()
-                );
+                self.child = None;
+                return Err(status);
             }
             let ready = ureq::get(&format!("http://{}/readyz", self.admin_addr))
                 .timeout(Duration::from_millis(500))
                 .call()
                 .is_ok();
             if ready {
-                return;
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
