@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::host::{bin_path, free_port};
+use crate::host::{bin_path, free_loopback_addr};
 
 pub struct BankSim {
     child: Option<Child>,
@@ -33,7 +33,7 @@ impl BankSim {
         balances: &[&str],
         args: &[&OsStr],
     ) -> BankSim {
-        let control_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let control_addr = free_loopback_addr();
         let mut command = Command::new(bin_path("banksim"));
         command
             .arg("--listen")
@@ -72,7 +72,7 @@ impl BankSim {
 
     /// A free loopback address for a banksim started later.
     pub fn free_addr() -> SocketAddr {
-        format!("127.0.0.1:{}", free_port()).parse().unwrap()
+        free_loopback_addr()
     }
 
     /// One control command; its JSON answer.

@@ -27,7 +27,8 @@ pub fn bin_path(name: &str) -> PathBuf {
     path
 }
 
-fn free_loopback_addr() -> SocketAddr {
+/// A loopback address on a port that was free when asked.
+pub fn free_loopback_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
