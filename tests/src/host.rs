@@ -82,18 +82,16 @@ impl HostProcess {
         // A port that was free a moment ago can be another process's by the time bursar
         // binds it (the tests run in parallel): then start again on two new ones.
         for _ in 0..3 {
+            let earlier_logs = host.logs().len();
             host.spawn();
             match host.ready_or_exit() {
                 Ok(()) => return host,
-                Err(status) if host.logs().contains("Address already in use") => {
+                Err(status) if host.logs()[earlier_logs..].contains("Address already in use") => {
                     eprintln!("bursar exited with {status}, a port in use: new ports");
                     host.terminal_addr = free_loopback_addr();
                     host.admin_addr = free_loopback_addr();
                 }
-                Err(status) => panic!(
-                    "bursar exited during start-up with {status}:\n{}",
-                    host.logs()
-                ),
+                Err(status) => host.exited_during_start_up(status),
             }
         }
         panic!(
@@ -162,11 +160,15 @@ impl HostProcess {
     /// Polls /readyz until 200; fails with the log if the process exits or takes too long.
     pub fn wait_ready(&mut self) {
         if let Err(status) = self.ready_or_exit() {
-            panic!(
-                "bursar exited during start-up with {status}:\n{}",
-                self.logs()
-            );
+            self.exited_during_start_up(status);
         }
+    }
+
+    fn exited_during_start_up(&self, status: std::process::ExitStatus) -> ! {
+        panic!(
+            "bursar exited during start-up with {status}:\n{}",
+            self.logs()
+        );
     }
 
     /// Waits until `/readyz` answers; the exit status if bursar exits first.
