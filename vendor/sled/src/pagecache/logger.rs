@@ -428,22 +428,23 @@ impl Log {
             }
 
             let lsn = iobuf.lsn;
-            trace!(
-                "asynchronously writing iobuf with lsn {} \
-                 to log from exit_reservation",
-                lsn
-            );
-            let iobufs = self.iobufs.clone();
-            let iobuf = iobuf.clone();
-            threadpool::spawn(move || {
-                if let Err(e) = iobufs.write_to_log(&iobuf) {
-                    error!(
-                        "hit error while writing iobuf with lsn {}: {:?}",
-                        lsn, e
-                    );
-                    iobufs.config.set_global_error(e);
-                }
-            })?;
+            // Bursar patch: the last writer of a sealed buffer writes it itself instead of
+            // handing it to the IO thread pool. The WAL's one thread is sled's only writer,
+            // and every batch ends here (its manifest's buffer is sealed while the batch
+            // holds it open), so each group commit paid a hand-off to a pool thread and
+            // back, plus a wait in `make_stable`, for a write it waits for anyway. Errors
+            // are handled as in `maybe_seal_and_write_iobuf`. See vendor/README.md.
+            if let Err(e) = self.iobufs.write_to_log(iobuf) {
+                error!(
+                    "hit error while writing iobuf with lsn {}: {:?}",
+                    lsn, e
+                );
+                self.config.set_global_error(e.clone());
+                let intervals = self.iobufs.intervals.lock();
+                drop(intervals);
+                let _notified = self.iobufs.interval_updated.notify_all();
+                return Err(e);
+            }
 
             Ok(())
         } else {
