@@ -70,17 +70,7 @@ fn run_requests(
 
 #[test]
 fn concurrent_requests_share_groups_and_one_sync_each() {
-    // 0: each group handed over only when the WAL thread asks (a rendezvous); 2: the default.
-    for pipeline_depth in [0, 2] {
-        let config = EngineConfig {
-            pipeline_depth,
-            ..test_config()
-        };
-        groups_share_syncs_and_recover(config);
-    }
-}
-
-fn groups_share_syncs_and_recover(config: EngineConfig) {
+    let config = test_config();
     let disk = SimDisk::new();
     let (engine, report) =
         Engine::open(Box::new(disk.clone()), None, config.clone(), Book::new).unwrap();

@@ -97,7 +97,6 @@ pub struct BankConfig {
 pub struct LedgerConfig {
     pub group_max_events: usize,
     pub group_wait_us: u64,
-    pub pipeline_depth: usize,
     pub snapshot_every_records: u64,
 }
 
@@ -247,9 +246,6 @@ impl Default for LedgerConfig {
         LedgerConfig {
             group_max_events: 4096,
             group_wait_us: 0,
-            // Measured better than 2 on two cores: a lower p99 in the open loop, more
-            // throughput in the closed loop (docs/BENCHMARKS.md, "pipeline_depth 0 against 2").
-            pipeline_depth: 0,
             snapshot_every_records: 1_000_000,
         }
     }

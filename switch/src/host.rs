@@ -150,7 +150,6 @@ async fn recover(config: &Config, metrics: &Metrics) -> anyhow::Result<Engine<Ho
     let engine_config = EngineConfig {
         group_max_events: config.ledger.group_max_events,
         group_wait: Duration::from_micros(config.ledger.group_wait_us),
-        pipeline_depth: config.ledger.pipeline_depth,
         snapshot_every_records: config.ledger.snapshot_every_records,
         ..EngineConfig::default()
     };

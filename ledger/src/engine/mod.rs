@@ -5,11 +5,12 @@
 //! Three threads, one job each:
 //! - the *engine* thread owns the state: it runs requests one after another, collecting the
 //!   events they emit into a group (up to `group_max_events`, waiting at most `group_wait`),
-//!   and hands the group on. While the WAL thread syncs one group it fills the next
-//!   (at most `pipeline_depth` groups waiting behind the one being synced), which is what
-//!   makes groups grow under load.
-//! - the *WAL* thread encodes a group, appends it, syncs once, then answers the group's
-//!   requests in order. It trims the WAL behind snapshots in small steps between groups.
+//!   and hands the group on as soon as the queue is empty.
+//! - the WAL thread merges every group handed over while it synced the one before into its
+//!   next write and sync, which is what makes groups grow under load; it never waits for the
+//!   engine thread to hand a group over.
+//! - the *WAL* thread encodes the merged group, appends it, syncs once, then answers the
+//!   group's requests in order. It trims the WAL behind snapshots in small steps between groups.
 //! - the *snapshot* thread writes snapshots (taken cheaply on the engine thread) once the WAL
 //!   is durable up to their seq, so that a large snapshot never stalls commits.
 //!
@@ -61,12 +62,6 @@ pub struct EngineConfig {
     /// Requests queued for the engine thread at most; `execute` blocks beyond it and
     /// `try_execute` returns [`EngineError::Busy`].
     pub queue_depth_max: usize,
-    /// Groups formed and waiting for the WAL thread behind the one it is syncing, at most:
-    /// up to `pipeline_depth + 1` groups are handed over and not yet durable. 0: a group is
-    /// handed over only when the WAL thread asks for one (a rendezvous), so it holds everything
-    /// that arrived during the previous sync and never waits behind another; the price is a
-    /// wake-up of the engine thread on every group (docs/BENCHMARKS.md).
-    pub pipeline_depth: usize,
     /// Take a snapshot after this many records since the last one; 0: only on demand.
     pub snapshot_every_records: u64,
     /// WAL records removed per step when trimming behind a snapshot, so that trimming never
@@ -81,7 +76,6 @@ impl Default for EngineConfig {
             group_max_events: 8192,
             group_wait: Duration::ZERO,
             queue_depth_max: 16384,
-            pipeline_depth: 2,
             snapshot_every_records: 1_000_000,
             trim_step_records: 4096,
             on_wal_failure: WalFailure::Abort,
@@ -154,7 +148,7 @@ impl<S: StateMachine> Engine<S> {
             .store(report.snapshot_seq, Ordering::Relaxed);
 
         let (request_sender, request_receiver) = bounded(config.queue_depth_max);
-        let (group_sender, group_receiver) = bounded(config.pipeline_depth);
+        let (group_sender, group_receiver) = bounded(GROUPS_QUEUED_MAX);
         let (snapshot_sender, snapshot_receiver) = bounded(SNAPSHOT_QUEUE_MAX);
         let has_snapshots = snapshots.is_some();
         let mut threads = Vec::with_capacity(3);
@@ -258,6 +252,11 @@ impl<S: StateMachine> Drop for Engine<S> {
         self.shutdown();
     }
 }
+
+/// Groups handed over and not yet taken by the WAL thread, at most. The WAL thread takes them
+/// all at once (one write, one sync), so this only bounds memory if the disk stalls; the
+/// engine then blocks, and so do callers once `queue_depth_max` requests wait.
+const GROUPS_QUEUED_MAX: usize = 1024;
 
 /// Snapshots waiting to be written at most: one being written and one due at day close.
 const SNAPSHOT_QUEUE_MAX: usize = 2;

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use super::job::Ticket;
@@ -100,9 +100,7 @@ impl<S: StateMachine> EngineLoop<S> {
                     Err(_) => break false,
                 }
             }
-            if self.fill_group(&requests, &groups).is_err()
-                || self.hand_off(&requests, &groups).is_err()
-            {
+            if self.fill_group(&requests, &groups).is_err() || self.hand_off(&groups).is_err() {
                 break true;
             }
         };
@@ -128,13 +126,19 @@ impl<S: StateMachine> EngineLoop<S> {
         self.events.len() >= self.config.group_max_events
     }
 
-    /// Takes what is queued, then waits up to `group_wait` for more, within the group limit.
+    /// Whether the group should go now rather than take more from the queue: full, or as
+    /// many requests as [`HAND_OFF_REQUESTS`].
+    fn group_is_ready(&self) -> bool {
+        self.group_is_full() || self.completions.len() >= HAND_OFF_REQUESTS
+    }
+
+    /// Takes what is queued, then waits up to `group_wait` for more, until the group is ready.
     fn fill_group(
         &mut self,
         requests: &Receiver<Request<S>>,
         groups: &Sender<WalJob<S>>,
     ) -> Result<(), Stopped> {
-        while !self.group_is_full() && !self.shutting_down {
+        while !self.group_is_ready() && !self.shutting_down {
             match requests.try_recv() {
                 Ok(request) => self.handle(request, groups)?,
                 Err(_) => break,
@@ -144,7 +148,7 @@ impl<S: StateMachine> EngineLoop<S> {
             return Ok(());
         }
         let deadline = Instant::now() + self.config.group_wait;
-        while !self.group_is_full() && !self.shutting_down {
+        while !self.group_is_ready() && !self.shutting_down {
             match requests.recv_deadline(deadline) {
                 Ok(request) => self.handle(request, groups)?,
                 Err(RecvTimeoutError::Timeout) => break,
@@ -157,48 +161,27 @@ impl<S: StateMachine> EngineLoop<S> {
         Ok(())
     }
 
-    /// Hands the group to the WAL thread. While the pipeline is full and the group has room,
-    /// keeps running requests into it: the group grows for as long as the disk is busy.
-    fn hand_off(
-        &mut self,
-        requests: &Receiver<Request<S>>,
-        groups: &Sender<WalJob<S>>,
-    ) -> Result<(), Stopped> {
-        loop {
-            if self.stats.wal_stopped.load(Acquire) {
-                // The WAL failed: even a read of durable state is not answered any more.
-                return Err(Stopped);
-            }
-            if self.group_is_empty() {
-                return Ok(());
-            }
-            if self.events.is_empty() && self.nothing_in_flight() {
-                // Read-only requests with nothing pending: what they read is already durable.
-                for completion in self.completions.drain(..) {
-                    completion.complete(Ok(()));
-                }
-                return Ok(());
-            }
-            if self.group_is_full() || self.shutting_down {
-                let job = self.take_group();
-                groups.send(job).map_err(|_| Stopped)?;
-                return self.after_group(groups);
-            }
-            let mut select = Select::new();
-            let send_index = select.send(groups);
-            let recv_index = select.recv(requests);
-            let operation = select.select();
-            if operation.index() == send_index {
-                let job = self.take_group();
-                operation.send(groups, job).map_err(|_| Stopped)?;
-                return self.after_group(groups);
-            }
-            debug_assert_eq!(operation.index(), recv_index);
-            match operation.recv(requests) {
-                Ok(request) => self.handle(request, groups)?,
-                Err(_) => self.shutting_down = true,
-            }
+    /// Hands the group to the WAL thread, which merges every group queued while it synced
+    /// the one before into its next write and sync: groups grow for as long as the disk is
+    /// busy, and the WAL thread never waits for this thread to hand one over.
+    fn hand_off(&mut self, groups: &Sender<WalJob<S>>) -> Result<(), Stopped> {
+        if self.stats.wal_stopped.load(Acquire) {
+            // The WAL failed: even a read of durable state is not answered any more.
+            return Err(Stopped);
         }
+        if self.group_is_empty() {
+            return Ok(());
+        }
+        if self.events.is_empty() && self.nothing_in_flight() {
+            // Read-only requests with nothing pending: what they read is already durable.
+            for completion in self.completions.drain(..) {
+                completion.complete(Ok(()));
+            }
+            return Ok(());
+        }
+        let job = self.take_group();
+        groups.send(job).map_err(|_| Stopped)?;
+        self.after_group(groups)
     }
 
     fn nothing_in_flight(&self) -> bool {
@@ -313,6 +296,11 @@ fn refuse_until_shutdown<S: StateMachine>(requests: Receiver<Request<S>>) {
     }
 }
 
+/// The engine thread hands its group over at least every this many requests, even with more
+/// queued: a WAL thread done with a sync then finds the requests run meanwhile waiting for it,
+/// instead of waiting (or syncing a small group) while a long queue is drained into one group.
+const HAND_OFF_REQUESTS: usize = 32;
+
 /// How long the WAL thread waits for a group before doing a trim step.
 const IDLE_TRIM_INTERVAL: Duration = Duration::from_millis(50);
 
@@ -331,9 +319,15 @@ pub(crate) fn run_wal<S: StateMachine>(
 ) {
     let mut records = RecordGroup::new(1);
     let mut trim = Trim::default();
+    // A job taken while merging groups that must wait for the next turn (a snapshot).
+    let mut carried: Option<WalJob<S>> = None;
     loop {
-        let job = match groups.recv_timeout(IDLE_TRIM_INTERVAL) {
-            Ok(job) => job,
+        let received = match carried.take() {
+            Some(job) => Ok(job),
+            None => groups.recv_timeout(IDLE_TRIM_INTERVAL),
+        };
+        let job = match received {
+            Ok(job) => merge_queued(job, &groups, &mut carried, config.group_max_events),
             Err(RecvTimeoutError::Timeout) => {
                 if trim.step(wal.as_mut(), stats, config).is_err() {
                     stop_after_failure(&groups, stats);
@@ -415,6 +409,58 @@ pub(crate) fn run_wal<S: StateMachine>(
             stats.durable_seq.load(Acquire),
             &error,
         );
+    }
+}
+
+/// `first` and every group queued behind it, as one group (one write, one sync) of at most
+/// `max_events` events (or `first` alone, if larger). A snapshot ends the merge and waits in
+/// `carried` for the next turn: it is written once the groups before it are durable.
+fn merge_queued<S: StateMachine>(
+    first: WalJob<S>,
+    groups: &Receiver<WalJob<S>>,
+    carried: &mut Option<WalJob<S>>,
+    max_events: usize,
+) -> WalJob<S> {
+    let WalJob::Group {
+        first_seq,
+        mut events,
+        mut tx_ends,
+        mut completions,
+    } = first
+    else {
+        return first;
+    };
+    while events.len() < max_events {
+        match groups.try_recv() {
+            Ok(WalJob::Group {
+                first_seq: next_seq,
+                events: more_events,
+                tx_ends: more_ends,
+                completions: more_completions,
+            }) if events.len() + more_events.len() <= max_events => {
+                assert_eq!(
+                    next_seq,
+                    first_seq + tx_ends.len() as u64,
+                    "groups arrive in record order"
+                );
+                let base = u32::try_from(events.len()).expect("a group under 2^32 events");
+                tx_ends.extend(more_ends.iter().map(|end| base + end));
+                events.extend(more_events);
+                completions.extend(more_completions);
+            }
+            Ok(next) => {
+                // A snapshot, or a group that would not fit: the next turn's.
+                *carried = Some(next);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    WalJob::Group {
+        first_seq,
+        events,
+        tx_ends,
+        completions,
     }
 }
 
@@ -612,3 +658,90 @@ fn lower_priority() {
 
 #[cfg(target_os = "linux")]
 const SNAPSHOT_NICE: libc::c_int = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::account::{AccountId, AccountKind};
+    use crate::book::{Book, LedgerEvent};
+
+    /// A group of `records` records of one event each, from `first_seq`.
+    fn group(first_seq: u64, records: u32) -> WalJob<Book> {
+        let events = (0..records)
+            .map(|i| LedgerEvent::OpenAccount {
+                id: AccountId(first_seq as u32 + i),
+                kind: AccountKind::CardStoredValue,
+            })
+            .collect();
+        WalJob::Group {
+            first_seq,
+            events,
+            tx_ends: (1..=records).collect(),
+            completions: Vec::new(),
+        }
+    }
+
+    fn parts(job: &WalJob<Book>) -> (u64, usize, &[u32]) {
+        match job {
+            WalJob::Group {
+                first_seq,
+                events,
+                tx_ends,
+                ..
+            } => (*first_seq, events.len(), tx_ends),
+            WalJob::Snapshot { .. } => panic!("a snapshot, not a group"),
+        }
+    }
+
+    #[test]
+    fn queued_groups_merge_into_one_up_to_the_limit() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        for job in [group(4, 3), group(7, 0), group(7, 4), group(11, 2)] {
+            sender.send(job).unwrap();
+        }
+        let mut carried = None;
+        let merged = merge_queued(group(1, 3), &receiver, &mut carried, 12);
+        // 3 + 3 + 0 + 4 + 2 events: exactly the limit.
+        assert_eq!(
+            parts(&merged),
+            (1, 12, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12][..])
+        );
+        assert!(carried.is_none());
+
+        sender.send(group(13, 5)).unwrap();
+        sender.send(group(18, 1)).unwrap();
+        let merged = merge_queued(group(5, 8), &receiver, &mut carried, 12);
+        assert_eq!(parts(&merged).1, 8, "the group of 5 would pass 12 events");
+        assert_eq!(
+            parts(carried.as_ref().unwrap()).0,
+            13,
+            "and waits for the next turn"
+        );
+        let next = merge_queued(carried.take().unwrap(), &receiver, &mut carried, 12);
+        assert_eq!(parts(&next), (13, 6, &[1, 2, 3, 4, 5, 6][..]));
+    }
+
+    #[test]
+    fn a_snapshot_ends_the_merge_and_waits() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        sender.send(group(3, 1)).unwrap();
+        sender
+            .send(WalJob::Snapshot {
+                seq: 3,
+                snapshot: Book::new().snapshot(),
+                capture_us: 0,
+                reply: None,
+            })
+            .unwrap();
+        sender.send(group(4, 1)).unwrap();
+        let mut carried = None;
+        let merged = merge_queued(group(1, 2), &receiver, &mut carried, 100);
+        assert_eq!(parts(&merged), (1, 3, &[1, 2, 3][..]));
+        assert!(matches!(carried, Some(WalJob::Snapshot { seq: 3, .. })));
+        assert_eq!(
+            receiver.len(),
+            1,
+            "the group after the snapshot stays queued"
+        );
+    }
+}
