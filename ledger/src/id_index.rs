@@ -8,6 +8,12 @@
 //! 32-byte slot); and the address of an id's slot can be prefetched ahead of applying it
 //! ([`IdIndex::prefetch`], used by replay). The full id is not stored: a slot whose hash
 //! matches is confirmed against the transfer in the history. Entries are never removed.
+//!
+//! Growing does not stop the engine thread: rehashing 2.6 million ids into a fresh 128 MB
+//! table at once held every request for 50-100 ms (docs/BENCHMARKS.md). The fresh table
+//! comes zeroed from the kernel (an empty slot is all zeros), and the old table's entries
+//! move over a few slots per insert; until they have all moved, a lookup that misses in the
+//! new table looks in the old one. [`IdIndex::reserve`] (replay, restore) grows at once.
 
 use crate::history::{History, POSITION_NONE};
 use crate::transfer::TransferId;
@@ -17,23 +23,46 @@ const LOAD_NUMERATOR: usize = 5;
 const LOAD_DENOMINATOR: usize = 8;
 const SLOTS_MIN: usize = 16;
 
+/// Slots of the old table moved per insert while growing: all of them have moved after an
+/// eighth of its length in inserts, long before the new table (twice as long) is full.
+const MOVE_PER_INSERT: usize = 16;
+
 #[derive(Copy, Clone, Debug)]
 #[repr(C, align(16))]
 struct Slot {
     hash: u64,
-    /// `POSITION_NONE` for an empty slot.
-    position: u32,
+    /// The position plus one; 0 in an empty slot, so that an empty table is all zeros.
+    position_plus_one: u32,
 }
 
-const EMPTY: Slot = Slot {
-    hash: 0,
-    position: POSITION_NONE,
-};
+impl Slot {
+    fn new(hash: u64, position: u32) -> Slot {
+        assert!(position != POSITION_NONE, "a real position");
+        Slot {
+            hash,
+            position_plus_one: position + 1,
+        }
+    }
+
+    fn is_empty(self) -> bool {
+        self.position_plus_one == 0
+    }
+
+    fn position(self) -> u32 {
+        self.position_plus_one - 1
+    }
+}
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdIndex {
     /// A power of two long, or empty.
     slots: Vec<Slot>,
+    /// The table before the last growth while its entries move to `slots` (empty otherwise).
+    /// Frozen: its probe chains stay intact, and an entry already moved is found in `slots`
+    /// first (both copies hold the same position).
+    old: Vec<Slot>,
+    /// Slots of `old` moved so far.
+    moved: usize,
     len: usize,
 }
 
@@ -41,80 +70,141 @@ fn hash(id: TransferId) -> u64 {
     crate::hash::hash_u128(id.0)
 }
 
-impl IdIndex {
-    /// The slot an id's probe starts at: the hash's top bits (the best mixed).
-    fn home(&self, hash: u64) -> usize {
-        debug_assert!(self.slots.len().is_power_of_two());
-        (hash >> (64 - self.slots.len().trailing_zeros())) as usize
-    }
+/// The slot an id's probe starts at in a table of `len` slots (a power of two): the hash's
+/// top bits (the best mixed).
+fn home(hash: u64, len: usize) -> usize {
+    debug_assert!(len.is_power_of_two());
+    (hash >> (64 - len.trailing_zeros())) as usize
+}
 
-    /// The position of the transfer with this id, confirmed against the history.
-    pub(crate) fn get(&self, id: TransferId, history: &History) -> Option<u32> {
-        if self.slots.is_empty() {
+/// The position of the entry for `id` in `slots`, confirmed against the history.
+fn probe(slots: &[Slot], id: TransferId, hash: u64, history: &History) -> Option<u32> {
+    if slots.is_empty() {
+        return None;
+    }
+    let mask = slots.len() - 1;
+    let mut index = home(hash, slots.len());
+    loop {
+        let slot = slots[index];
+        if slot.is_empty() {
             return None;
         }
-        let hash = hash(id);
-        let mask = self.slots.len() - 1;
-        let mut index = self.home(hash);
-        loop {
-            let slot = self.slots[index];
-            if slot.position == POSITION_NONE {
-                return None;
+        if slot.hash == hash {
+            let entry = history.get(slot.position()).expect("indexed transfer");
+            if entry.transfer.id == id {
+                return Some(slot.position());
             }
-            if slot.hash == hash {
-                let entry = history.get(slot.position).expect("indexed transfer");
-                if entry.transfer.id == id {
-                    return Some(slot.position);
-                }
-            }
-            index = (index + 1) & mask;
         }
+        index = (index + 1) & mask;
+    }
+}
+
+/// The table length that holds `entries` within the load limit.
+fn table_len_for(entries: usize) -> usize {
+    (entries
+        .checked_mul(LOAD_DENOMINATOR)
+        .expect("id index size overflows")
+        / LOAD_NUMERATOR
+        + 1)
+    .next_power_of_two()
+    .max(SLOTS_MIN)
+}
+
+/// `len` empty slots. From zeroed memory: a large table comes straight from the kernel's
+/// zeroed pages, faulted in as probes reach them, instead of being written whole first.
+fn empty_table(len: usize) -> Vec<Slot> {
+    let layout = std::alloc::Layout::array::<Slot>(len).expect("id index size overflows");
+    assert!(layout.size() > 0, "a table has slots");
+    // SAFETY: the layout has a non-zero size; all-zero bytes are a valid `Slot` (two integers
+    // and padding), an empty one; and the allocation has the layout `Vec<Slot>` frees with
+    // (`Layout::array` of its capacity, from the global allocator).
+    let mut slots = unsafe {
+        let pointer = std::alloc::alloc_zeroed(layout).cast::<Slot>();
+        if pointer.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(pointer, len, len)
+    };
+    advise_huge_pages(&mut slots);
+    slots
+}
+
+impl IdIndex {
+    /// The position of the transfer with this id, confirmed against the history.
+    pub(crate) fn get(&self, id: TransferId, history: &History) -> Option<u32> {
+        let hash = hash(id);
+        probe(&self.slots, id, hash, history).or_else(|| probe(&self.old, id, hash, history))
     }
 
     /// Adds an id the caller has just found absent (with [`IdIndex::get`]).
     pub(crate) fn insert_new(&mut self, id: TransferId, position: u32) {
-        assert!(position != POSITION_NONE, "a real position");
-        self.reserve(1);
-        self.place(Slot {
-            hash: hash(id),
-            position,
-        });
-        self.len += 1;
+        let slot = Slot::new(hash(id), position);
+        let len = self.len.checked_add(1).expect("id index size overflows");
+        if !self.has_room_for(len) {
+            self.start_growing(len);
+        }
+        self.place(slot);
+        self.len = len;
+        self.move_old(MOVE_PER_INSERT);
     }
 
-    /// Makes room for `additional` more ids without growing.
+    /// Makes room for `additional` more ids without growing, at once (for replay and restore,
+    /// where nobody waits for an answer).
     pub(crate) fn reserve(&mut self, additional: usize) {
         let needed = self
             .len
             .checked_add(additional)
             .expect("id index size overflows");
-        if needed * LOAD_DENOMINATOR <= self.slots.len() * LOAD_NUMERATOR {
+        self.move_old(usize::MAX);
+        if self.has_room_for(needed) {
             return;
         }
-        let slots = (needed
-            .checked_mul(LOAD_DENOMINATOR)
-            .expect("id index size overflows")
-            / LOAD_NUMERATOR
-            + 1)
-        .next_power_of_two()
-        .max(SLOTS_MIN);
-        let mut fresh = Vec::with_capacity(slots);
-        advise_huge_pages(&mut fresh);
-        fresh.resize(slots, EMPTY);
-        let old = std::mem::replace(&mut self.slots, fresh);
-        for slot in old
-            .into_iter()
-            .filter(|slot| slot.position != POSITION_NONE)
-        {
+        let old = std::mem::replace(&mut self.slots, empty_table(table_len_for(needed)));
+        for slot in old.into_iter().filter(|slot| !slot.is_empty()) {
             self.place(slot);
+        }
+    }
+
+    fn has_room_for(&self, entries: usize) -> bool {
+        entries * LOAD_DENOMINATOR <= self.slots.len() * LOAD_NUMERATOR
+    }
+
+    /// A new table for `entries`; the current one becomes `old`, to be moved a few slots at
+    /// a time.
+    fn start_growing(&mut self, entries: usize) {
+        // Moving finishes long before the next growth (MOVE_PER_INSERT); this only matters
+        // if that ever changes.
+        self.move_old(usize::MAX);
+        debug_assert!(self.old.is_empty());
+        self.old = std::mem::replace(&mut self.slots, empty_table(table_len_for(entries)));
+        self.moved = 0;
+    }
+
+    /// Moves up to `count` slots of the old table into the current one; frees the old table
+    /// once all have moved.
+    fn move_old(&mut self, count: usize) {
+        if self.old.is_empty() {
+            return;
+        }
+        let end = self.moved.saturating_add(count).min(self.old.len());
+        for index in self.moved..end {
+            let slot = self.old[index];
+            if !slot.is_empty() {
+                self.place(slot);
+            }
+        }
+        self.moved = end;
+        if self.moved == self.old.len() {
+            self.old = Vec::new();
+            self.moved = 0;
         }
     }
 
     /// Puts `slot` in the first empty slot of its probe (the table has room).
     fn place(&mut self, slot: Slot) {
         let mask = self.slots.len() - 1;
-        let mut index = self.home(slot.hash);
-        while self.slots[index].position != POSITION_NONE {
+        let mut index = home(slot.hash, self.slots.len());
+        while !self.slots[index].is_empty() {
             index = (index + 1) & mask;
         }
         self.slots[index] = slot;
@@ -124,7 +214,7 @@ impl IdIndex {
     /// insert a few transfers later does not wait for memory.
     pub(crate) fn prefetch(&self, id: TransferId) {
         if !self.slots.is_empty() {
-            crate::hash::prefetch(&self.slots[self.home(hash(id))]);
+            crate::hash::prefetch(&self.slots[home(hash(id), self.slots.len())]);
         }
     }
 }
@@ -198,6 +288,40 @@ mod tests {
         }
         assert_eq!(index.get(TransferId(5001), &history), None);
         assert_eq!(index.get(TransferId(1 << 100), &history), None);
+    }
+
+    #[test]
+    fn growth_moves_entries_a_few_at_a_time_and_finds_every_id_meanwhile() {
+        let ids: Vec<u128> = (1..=3000).map(|i| i * 7919).collect();
+        let history = history_of(&ids);
+        let mut index = IdIndex::default();
+        let mut growths = 0;
+        for (position, &id) in ids.iter().enumerate() {
+            let before = index.slots.len();
+            index.insert_new(TransferId(id), position as u32);
+            if index.slots.len() != before && before >= 1024 {
+                growths += 1;
+                assert!(
+                    !index.old.is_empty(),
+                    "a large table moves over several inserts"
+                );
+            }
+            // Every id so far, wherever it is, and none beyond.
+            if position % 97 == 0 || !index.old.is_empty() {
+                for (earlier, &known) in ids[..=position].iter().enumerate() {
+                    assert_eq!(index.get(TransferId(known), &history), Some(earlier as u32));
+                }
+                assert_eq!(index.get(TransferId(ids[position] + 1), &history), None);
+            }
+        }
+        assert!(growths >= 1, "the test grew a table of 1024 slots or more");
+        let slots = index.slots.len();
+        while !index.old.is_empty() {
+            index.move_old(MOVE_PER_INSERT);
+        }
+        assert_eq!(index.slots.len(), slots);
+        let filled = index.slots.iter().filter(|slot| !slot.is_empty()).count();
+        assert_eq!(filled, ids.len(), "each id once in the table, once moved");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Default for EngineConfig {
             group_wait: Duration::ZERO,
             queue_depth_max: 16384,
             snapshot_every_records: 1_000_000,
-            trim_step_records: 4096,
+            trim_step_records: 1024,
             on_wal_failure: WalFailure::Abort,
         }
     }
