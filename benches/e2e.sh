@@ -5,7 +5,7 @@
 #
 #   benches/e2e.sh                      # defaults below
 #   TERMINALS=256 DEPTH=4 DURATION=30s benches/e2e.sh
-#   BURSAR_TOML=$'[ledger]\npipeline_depth = 0' benches/e2e.sh   # added to bursar's configuration
+#   BURSAR_TOML=$'[ledger]\ngroup_wait_us = 200' benches/e2e.sh   # added to bursar's configuration
 #
 # Prints each run's report, then the throughput ratio and bursar's p99 in an open loop at half
 # of its own peak rate. Targets (docs/BENCHMARKS.md): ratio >= 50 %, p99 at half peak <= 5 ms;
