@@ -5,12 +5,11 @@
 //! Three threads, one job each:
 //! - the *engine* thread owns the state: it runs requests one after another, collecting the
 //!   events they emit into a group (up to `group_max_events`, waiting at most `group_wait`),
-//!   and hands the group on as soon as the queue is empty.
-//! - the WAL thread merges every group handed over while it synced the one before into its
-//!   next write and sync, which is what makes groups grow under load; it never waits for the
-//!   engine thread to hand a group over.
-//! - the *WAL* thread encodes the merged group, appends it, syncs once, then answers the
-//!   group's requests in order. It trims the WAL behind snapshots in small steps between groups.
+//!   and hands the group on as soon as the queue is empty (or every 32 requests).
+//! - the *WAL* thread merges every group handed over while it synced the one before (which
+//!   is what makes groups grow under load, without ever waiting for the engine thread),
+//!   encodes them, appends, syncs once, then answers the requests in order. It trims the WAL
+//!   behind snapshots in small steps between groups.
 //! - the *snapshot* thread writes snapshots (taken cheaply on the engine thread) once the WAL
 //!   is durable up to their seq, so that a large snapshot never stalls commits.
 //!
