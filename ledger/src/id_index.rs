@@ -10,8 +10,9 @@
 //! matches is confirmed against the transfer in the history. Entries are never removed.
 //!
 //! Growing does not stop the engine thread: rehashing 2.6 million ids into a fresh 128 MB
-//! table at once held every request for 50-100 ms (docs/BENCHMARKS.md). The fresh table
-//! comes zeroed from the kernel (an empty slot is all zeros), and the old table's entries
+//! table at once held every request for 50-100 ms (docs/BENCHMARKS.md). The next table is
+//! allocated and its pages faulted in on a helper thread as the current one nears growing (an empty slot is all zeros, so zeroed pages are empty slots; faulting 128 MB
+//! in on the engine thread still held requests for about 25 ms), and the old table's entries
 //! move over a few slots per insert; until they have all moved, a lookup that misses in the
 //! new table looks in the old one. [`IdIndex::reserve`] (replay, restore) grows at once.
 
@@ -36,6 +37,11 @@ struct Slot {
 }
 
 impl Slot {
+    const EMPTY: Slot = Slot {
+        hash: 0,
+        position_plus_one: 0,
+    };
+
     fn new(hash: u64, position: u32) -> Slot {
         assert!(position != POSITION_NONE, "a real position");
         Slot {
@@ -53,7 +59,7 @@ impl Slot {
     }
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct IdIndex {
     /// A power of two long, or empty.
     slots: Vec<Slot>,
@@ -63,8 +69,27 @@ pub(crate) struct IdIndex {
     old: Vec<Slot>,
     /// Slots of `old` moved so far.
     moved: usize,
+    /// The next table (twice as long), being prepared on a helper thread.
+    next: Option<std::thread::JoinHandle<Vec<Slot>>>,
     len: usize,
 }
+
+impl Clone for IdIndex {
+    /// A clone prepares its own next table when it needs one.
+    fn clone(&self) -> IdIndex {
+        IdIndex {
+            slots: self.slots.clone(),
+            old: self.old.clone(),
+            moved: self.moved,
+            next: None,
+            len: self.len,
+        }
+    }
+}
+
+/// Tables this long or longer are prepared on a helper thread (4 MB): below that, faulting
+/// the pages in costs less than a thread.
+const PREPARED_SLOTS_MIN: usize = 1 << 18;
 
 fn hash(id: TransferId) -> u64 {
     crate::hash::hash_u128(id.0)
@@ -129,6 +154,19 @@ fn empty_table(len: usize) -> Vec<Slot> {
     slots
 }
 
+/// An empty table of `len` slots with every page already faulted in.
+fn prepared_table(len: usize) -> Vec<Slot> {
+    let mut slots = empty_table(len);
+    const SLOTS_PER_PAGE: usize = 4096 / std::mem::size_of::<Slot>();
+    for slot in slots.iter_mut().step_by(SLOTS_PER_PAGE) {
+        // Volatile: the compiler knows the memory is zeroed and would drop a plain store of
+        // zeros, which is what makes the kernel hand the page over.
+        // SAFETY: a valid, aligned, exclusive reference.
+        unsafe { std::ptr::write_volatile(slot, Slot::EMPTY) };
+    }
+    slots
+}
+
 impl IdIndex {
     /// The position of the transfer with this id, confirmed against the history.
     pub(crate) fn get(&self, id: TransferId, history: &History) -> Option<u32> {
@@ -146,6 +184,31 @@ impl IdIndex {
         self.place(slot);
         self.len = len;
         self.move_old(MOVE_PER_INSERT);
+        self.prepare_next();
+    }
+
+    /// Starts preparing the next table once this one holds three quarters of what it holds
+    /// when it grows (a table starts at half of that).
+    fn prepare_next(&mut self) {
+        let next_len = self.slots.len() * 2;
+        let near = self.len * 4 * LOAD_DENOMINATOR >= self.slots.len() * LOAD_NUMERATOR * 3;
+        if self.next.is_some() || !near || next_len < PREPARED_SLOTS_MIN {
+            return;
+        }
+        // Best effort: without a thread the table is made when needed.
+        self.next = std::thread::Builder::new()
+            .name("ledger-id-index".to_string())
+            .spawn(move || prepared_table(next_len))
+            .ok();
+    }
+
+    /// A table of `len` empty slots: the prepared one if it is that long.
+    fn take_table(&mut self, len: usize) -> Vec<Slot> {
+        let prepared = self.next.take().and_then(|helper| helper.join().ok());
+        match prepared {
+            Some(table) if table.len() == len => table,
+            _ => empty_table(len),
+        }
     }
 
     /// Makes room for `additional` more ids without growing, at once (for replay and restore,
@@ -159,7 +222,8 @@ impl IdIndex {
         if self.has_room_for(needed) {
             return;
         }
-        let old = std::mem::replace(&mut self.slots, empty_table(table_len_for(needed)));
+        let fresh = self.take_table(table_len_for(needed));
+        let old = std::mem::replace(&mut self.slots, fresh);
         for slot in old.into_iter().filter(|slot| !slot.is_empty()) {
             self.place(slot);
         }
@@ -176,7 +240,8 @@ impl IdIndex {
         // if that ever changes.
         self.move_old(usize::MAX);
         debug_assert!(self.old.is_empty());
-        self.old = std::mem::replace(&mut self.slots, empty_table(table_len_for(entries)));
+        let fresh = self.take_table(table_len_for(entries));
+        self.old = std::mem::replace(&mut self.slots, fresh);
         self.moved = 0;
     }
 
@@ -322,6 +387,34 @@ mod tests {
         assert_eq!(index.slots.len(), slots);
         let filled = index.slots.iter().filter(|slot| !slot.is_empty()).count();
         assert_eq!(filled, ids.len(), "each id once in the table, once moved");
+    }
+
+    #[test]
+    fn a_large_table_grows_into_the_table_prepared_for_it() {
+        let mut index = IdIndex::default();
+        index.reserve(PREPARED_SLOTS_MIN * LOAD_NUMERATOR / LOAD_DENOMINATOR / 2);
+        let slots = index.slots.len();
+        assert!(slots >= PREPARED_SLOTS_MIN / 2);
+        let mut id = 0u128;
+        while index.next.is_none() {
+            id += 1;
+            index.insert_new(TransferId(id), id as u32);
+            assert_eq!(index.slots.len(), slots, "prepared before it grows");
+        }
+        let prepared = index.next.take().unwrap().join().unwrap();
+        assert_eq!(prepared.len(), slots * 2);
+        assert!(prepared.iter().all(|slot| slot.is_empty()));
+        let address = prepared.as_ptr();
+        index.next = Some(std::thread::spawn(move || prepared));
+        while index.slots.len() == slots {
+            id += 1;
+            index.insert_new(TransferId(id), id as u32);
+        }
+        assert_eq!(
+            index.slots.as_ptr(),
+            address,
+            "grown into the prepared table"
+        );
     }
 
     #[test]
