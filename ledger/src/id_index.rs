@@ -11,10 +11,11 @@
 //!
 //! Growing does not stop the engine thread: rehashing 2.6 million ids into a fresh 128 MB
 //! table at once held every request for 50-100 ms (docs/BENCHMARKS.md). The next table is
-//! allocated and its pages faulted in on a helper thread as the current one nears growing (an empty slot is all zeros, so zeroed pages are empty slots; faulting 128 MB
-//! in on the engine thread still held requests for about 25 ms), and the old table's entries
-//! move over a few slots per insert; until they have all moved, a lookup that misses in the
-//! new table looks in the old one. [`IdIndex::reserve`] (replay, restore) grows at once.
+//! allocated and its pages faulted in on a helper thread as the current one nears growing
+//! (an empty slot is all zeros, so zeroed pages are empty slots; faulting 128 MB in on the
+//! engine thread still held requests for about 25 ms), and the old table's entries move over
+//! a few slots per insert; until they have all moved, a lookup that misses in the new table
+//! looks in the old one. [`IdIndex::reserve`] (replay, restore) grows at once.
 
 use crate::history::{History, POSITION_NONE};
 use crate::transfer::TransferId;
