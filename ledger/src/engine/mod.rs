@@ -19,6 +19,7 @@
 
 mod job;
 mod pending;
+mod priority;
 mod recovery;
 mod stats;
 mod threads;
@@ -150,18 +151,24 @@ impl<S: StateMachine> Engine<S> {
         let (group_sender, group_receiver) = bounded(GROUPS_QUEUED_MAX);
         let (snapshot_sender, snapshot_receiver) = bounded(SNAPSHOT_QUEUE_MAX);
         let has_snapshots = snapshots.is_some();
+        let snapshot_thread = Arc::new(priority::SnapshotThread::default());
         let mut threads = Vec::with_capacity(3);
         if let Some(store) = snapshots {
             let stats = stats.clone();
+            let snapshot_thread = snapshot_thread.clone();
             threads.push(spawn("ledger-snapshot", move || {
-                threads::run_snapshots::<S>(store, snapshot_receiver, &stats)
+                threads::run_snapshots::<S>(store, snapshot_receiver, &stats, &snapshot_thread)
             }));
         }
         {
             let stats = stats.clone();
             let config = config.clone();
             threads.push(spawn("ledger-wal", move || {
-                threads::run_wal::<S>(wal, group_receiver, snapshot_sender, &stats, &config)
+                let snapshots = threads::SnapshotHandOff {
+                    jobs: snapshot_sender,
+                    thread: snapshot_thread,
+                };
+                threads::run_wal::<S>(wal, group_receiver, snapshots, &stats, &config)
             }));
         }
         {

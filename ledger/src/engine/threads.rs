@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tokio::sync::oneshot;
 
 use super::job::Ticket;
+use super::priority::{Priority, SnapshotThread, StarvationWatch};
 use super::stats::SharedStats;
 use super::{EngineConfig, EngineError, Request, WalFailure};
 use crate::snapshot::{SnapshotInfo, SnapshotStore};
@@ -310,18 +311,27 @@ const IDLE_TRIM_INTERVAL: Duration = Duration::from_millis(50);
 /// steps spread over the groups, and no group waits behind more than one short step.
 const TRIM_STEP_INTERVAL: Duration = Duration::from_micros(2500);
 
+/// Where the WAL thread sends snapshots, and the thread that writes them (raised by the WAL
+/// thread if a background snapshot starves).
+pub(crate) struct SnapshotHandOff<S: StateMachine> {
+    pub(crate) jobs: Sender<SnapshotJob<S>>,
+    pub(crate) thread: Arc<SnapshotThread>,
+}
+
 pub(crate) fn run_wal<S: StateMachine>(
     mut wal: Box<dyn Wal>,
     groups: Receiver<WalJob<S>>,
-    snapshots: Sender<SnapshotJob<S>>,
+    snapshots: SnapshotHandOff<S>,
     stats: &SharedStats,
     config: &EngineConfig,
 ) {
     let mut records = RecordGroup::new(1);
     let mut trim = Trim::default();
+    let mut starvation = StarvationWatch::default();
     // A job taken while merging groups that must wait for the next turn (a snapshot).
     let mut carried: Option<WalJob<S>> = None;
     loop {
+        starvation.check(stats.snapshots_in_flight.load(Relaxed), &snapshots.thread);
         let received = match carried.take() {
             Some(job) => Ok(job),
             None => groups.recv_timeout(IDLE_TRIM_INTERVAL),
@@ -383,7 +393,10 @@ pub(crate) fn run_wal<S: StateMachine>(
                     stats.durable_seq.load(Acquire) >= seq,
                     "snapshot ahead of the WAL"
                 );
-                if let Err(failed) = snapshots.send(SnapshotJob {
+                if reply.is_none() {
+                    starvation.started();
+                }
+                if let Err(failed) = snapshots.jobs.send(SnapshotJob {
                     seq,
                     snapshot,
                     capture_us,
@@ -586,8 +599,9 @@ pub(crate) fn run_snapshots<S: StateMachine>(
     mut store: SnapshotStore,
     jobs: Receiver<SnapshotJob<S>>,
     stats: &SharedStats,
+    thread: &SnapshotThread,
 ) {
-    lower_priority();
+    thread.register_current();
     for SnapshotJob {
         seq,
         mut snapshot,
@@ -595,6 +609,12 @@ pub(crate) fn run_snapshots<S: StateMachine>(
         reply,
     } in jobs
     {
+        // See `priority`: in the background unless someone waits for this one.
+        thread.set(if reply.is_some() {
+            Priority::Lowered
+        } else {
+            Priority::Background
+        });
         let result = store.write(seq, &mut snapshot);
         drop(snapshot);
         stats.snapshots_in_flight.fetch_sub(1, Relaxed);
@@ -638,26 +658,6 @@ pub(crate) fn run_snapshots<S: StateMachine>(
         }
     }
 }
-
-/// The snapshot thread runs at a lower CPU priority (nice 10) than the engine and WAL
-/// threads: encoding a large snapshot must not take a core from the commits. Linux applies
-/// nice per thread. Best effort: a failure only leaves the default priority.
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: plain system calls on the calling thread.
-        let result = unsafe {
-            let thread = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, thread, SNAPSHOT_NICE)
-        };
-        if result != 0 {
-            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower the snapshot thread's priority");
-        }
-    }
-}
-
-#[cfg(target_os = "linux")]
-const SNAPSHOT_NICE: libc::c_int = 10;
 
 #[cfg(test)]
 mod tests {
