@@ -24,6 +24,13 @@ fn open(dir: &Path) -> Result<(Engine<Book>, RecoveryReport), RecoveryError> {
     Engine::open(Box::new(open_wal(dir)), None, config(), Book::new)
 }
 
+/// The kill test's writer and its reopen: small generations, so that kills land in the
+/// middle of moving on from one to the next too.
+fn open_in_small_generations(dir: &Path) -> Result<(Engine<Book>, RecoveryReport), RecoveryError> {
+    let wal = open_wal_with_generations_of(dir, 300);
+    Engine::open(Box::new(wal), None, config(), Book::new)
+}
+
 /// Writes `count` workload events, a few per group, and returns them in log order.
 fn fill(dir: &Path, count: usize) -> Vec<LedgerEvent> {
     let (engine, _) = open(dir).unwrap();
@@ -52,9 +59,13 @@ fn fill(dir: &Path, count: usize) -> Vec<LedgerEvent> {
 /// sled releases its file lock from a background thread shortly after the last handle is
 /// dropped: a reopen right after a close may have to wait for it.
 fn open_wal(dir: &Path) -> SledWal {
+    open_wal_with_generations_of(dir, ledger::sled_wal::GENERATION_RECORDS)
+}
+
+fn open_wal_with_generations_of(dir: &Path, records: u64) -> SledWal {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        match SledWal::open(dir) {
+        match SledWal::open_with_generation_records(dir, records) {
             Ok(wal) => return wal,
             Err(error) if std::time::Instant::now() < deadline => {
                 eprintln!("reopening the WAL: {error}; retrying");
@@ -272,7 +283,7 @@ fn snapshots_trim_sled_and_recover() {
     let open = || {
         let store = SnapshotStore::open(&snapshots).unwrap();
         Engine::open(
-            Box::new(open_wal(&wal_dir)),
+            Box::new(open_wal_with_generations_of(&wal_dir, 50)),
             Some(store),
             config.clone(),
             Book::new,
@@ -304,9 +315,10 @@ fn snapshots_trim_sled_and_recover() {
     assert!(engine.stats().trimmed_records > 0, "{:?}", engine.stats());
     engine.shutdown();
     drop(engine);
-    let (first_key, _) = open_wal(&wal_dir).tree().first().unwrap().unwrap();
-    let first = u64::from_be_bytes(first_key.as_ref().try_into().unwrap());
-    assert!(first > 1, "nothing was trimmed");
+    assert!(
+        !wal_dir.join("gen-0000000000000001").exists(),
+        "the first generation was not deleted"
+    );
     let (engine, report) = open();
     assert_eq!((report.snapshot_seq, report.last_seq), (400, 400));
     assert_eq!(state(&engine), fingerprint(&apply_all(&events)));
@@ -321,7 +333,7 @@ fn sled_child_writer() {
     let Ok(dir) = std::env::var(CHILD_DIR) else {
         return;
     };
-    let (engine, _) = open(Path::new(&dir)).unwrap();
+    let (engine, _) = open_in_small_generations(Path::new(&dir)).unwrap();
     let (bank, card) = (AccountId(0), AccountId(1));
     let next_id = engine
         .execute(move |tx| {
@@ -402,7 +414,7 @@ fn writer_killed_at_random_points_recovers_the_acknowledged_prefix() {
             "round {round}: the writer acknowledged nothing"
         );
 
-        let (engine, report) = open(dir.path()).unwrap();
+        let (engine, report) = open_in_small_generations(dir.path()).unwrap();
         let (recovered, holes) = engine
             .execute(move |tx| {
                 let book = tx.state();
@@ -537,16 +549,52 @@ fn a_damaged_chunk_before_the_end_refuses_to_start_naming_its_record() {
 }
 
 #[test]
-fn trimming_removes_large_records_whole() {
+fn trimming_deletes_whole_generations_and_keeps_what_follows() {
     let dir = tempfile::tempdir().unwrap();
-    fill_transactions(dir.path(), 30);
-    let mut wal = open_wal(dir.path());
+    let wal_dir = dir.path().join("wal");
+    let (engine, _) = Engine::open(
+        Box::new(SledWal::open_with_generation_records(&wal_dir, 5).unwrap()),
+        None,
+        config(),
+        Book::new,
+    )
+    .unwrap();
+    // One request per group: the WAL moves on to a new generation after 5 to 10 records
+    // (once its helper has the next one ready, at the latest at twice the size).
+    let workload = Arc::new(Mutex::new(Workload::new(3)));
+    for _ in 0..30 {
+        let workload = workload.clone();
+        engine
+            .execute(move |tx| {
+                let event = workload.lock().unwrap().next_event(tx.state());
+                tx.emit(event);
+            })
+            .wait()
+            .unwrap();
+    }
+    engine.shutdown();
+    drop(engine);
+    let generations = || {
+        let mut names: Vec<String> = std::fs::read_dir(&wal_dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = generations();
+    assert!(before.len() > 2, "{before:?}");
+
+    let mut wal = open_wal(&wal_dir);
     wal.recover(1, &mut |_, _| Ok(())).unwrap();
-    // One request per group, so one page per small record: records 1-15 end before 16
-    // (record 15 is large), record 20 is large.
     let removed = wal.trim_before(16, usize::MAX).unwrap();
-    assert_eq!(removed, 15);
-    assert_eq!(chunked_records(&wal), vec![20, 25, 30]);
+    assert!((5..16).contains(&removed), "removed {removed}");
+    drop(wal);
+    // The helper deleted them before the WAL's drop returned.
+    assert!(generations().len() < before.len(), "{:?}", generations());
+
+    // Whatever was deleted came before 16; everything from there on reads back.
+    let mut wal = open_wal(&wal_dir);
     let mut seen = Vec::new();
     let recovered = wal
         .recover(16, &mut |seq, _| {
@@ -556,14 +604,14 @@ fn trimming_removes_large_records_whole() {
         .unwrap();
     assert_eq!(seen, (16..=30).collect::<Vec<_>>());
     assert_eq!(recovered.first_seq, Some(16));
-    // From a large record on: the page before it is read, its records skipped.
-    let mut seen = Vec::new();
-    wal.recover(20, &mut |seq, _| {
-        seen.push(seq);
-        Ok(())
-    })
-    .unwrap();
-    assert_eq!(seen, (20..=30).collect::<Vec<_>>());
+    drop(wal);
+    // The records before the first kept generation are gone: replay from 1 fails.
+    let mut wal = open_wal(&wal_dir);
+    let error = wal.recover(1, &mut |_, _| Ok(())).unwrap_err();
+    assert!(
+        matches!(error, WalError::Missing { .. } | WalError::Corrupt { .. }),
+        "{error}"
+    );
 }
 
 /// Writes `events` as a build before one-record-per-transaction did: one record per event,

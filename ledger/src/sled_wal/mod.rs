@@ -26,9 +26,16 @@
 //! A page is written whole by sled's batch, so a torn write can only leave a damaged last
 //! page (or large record): recovery drops it whole (its records were never acknowledged: the
 //! group's sync did not return).
+//!
+//! The log is kept in *generations*, one sled database each ([`generations`]): every
+//! [`GENERATION_RECORDS`] records the WAL moves on to a fresh one (at a group's start, after
+//! syncing the one it leaves), and trimming deletes whole generations behind a snapshot. A
+//! group never spans two generations.
 
-use std::fs::File;
+mod generations;
+
 use std::io;
+use std::mem;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -36,55 +43,67 @@ use crate::record::{
     decode_chunk, decode_page, encode_chunks, is_large, PageBody, PageError, PAGE_LEN_BYTES,
 };
 use crate::wal::{RecordGroup, Recovered, Sequence, TornTail, Visit, Wal, WalError};
+use generations::{Closed, Generation, Helper, History};
 
-/// Page cache sled may use: the WAL is written once and read back only at recovery.
-const SLED_CACHE_BYTES: u64 = 64 * 1024 * 1024;
+/// Records per generation before the WAL moves on to the next: trimming keeps up to this
+/// many records that a snapshot already covers (a quarter of the default snapshot interval).
+pub const GENERATION_RECORDS: u64 = 1 << 18;
 
 pub struct SledWal {
     dir: PathBuf,
-    db: sled::Db,
-    /// sled's data file, opened a second time to `fdatasync` it.
-    data_file: File,
+    /// The generation appended to.
+    current: Generation,
+    /// The first record in `current`, and how many it holds.
+    current_first_seq: Option<u64>,
+    current_records: u64,
+    /// Generations before `current` that recovery has not read yet, oldest first.
+    unread: Vec<u64>,
+    /// Generations before `current` that recovery read, for trimming.
+    closed: History,
+    generation_records: u64,
+    /// Appended since the last sync (a rotation syncs the generation it leaves).
+    unsynced: bool,
+    helper: Helper,
     next_seq: Option<u64>,
     page: PageBody,
     value: Vec<u8>,
 }
 
 impl SledWal {
+    /// Opens the WAL in `dir` (created if missing), moving on to a new generation every
+    /// [`GENERATION_RECORDS`] records.
     pub fn open(dir: impl AsRef<Path>) -> io::Result<SledWal> {
+        SledWal::open_with_generation_records(dir, GENERATION_RECORDS)
+    }
+
+    /// [`SledWal::open`] with generations of `records` records (tests use small ones).
+    pub fn open_with_generation_records(
+        dir: impl AsRef<Path>,
+        records: u64,
+    ) -> io::Result<SledWal> {
+        assert!(records >= 1, "a generation holds at least one record");
         let dir = dir.as_ref().to_path_buf();
         std::fs::create_dir_all(&dir)?;
-        let db = sled::Config::new()
-            .path(&dir)
-            .cache_capacity(SLED_CACHE_BYTES)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|error| {
-                io::Error::other(format!(
-                    "cannot open sled WAL in {}: {error}",
-                    dir.display()
-                ))
-            })?;
-        let data_file = File::open(dir.join("db"))?;
-        let blobs = dir.join("blobs");
-        if blobs.exists() && std::fs::read_dir(&blobs)?.next().is_some() {
-            return Err(io::Error::other(format!(
-                "sled WAL in {} holds blob files, which sled never syncs: records must stay small",
-                dir.display()
-            )));
-        }
-        // sled may just have created its files: make their directory entries durable.
-        sync_dir(&dir)?;
-        if blobs.exists() {
-            sync_dir(&blobs)?;
-        }
         if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            sync_dir(parent)?;
+            generations::sync_dir(parent)?;
+        }
+        let listing = generations::list(&dir)?;
+        let mut listed = listing.ready;
+        let newest = listed.pop().map_or(1, |(number, _)| number);
+        let current = generations::open(&dir, newest)?;
+        for unfinished in listing.unfinished {
+            std::fs::remove_dir_all(unfinished)?;
         }
         Ok(SledWal {
+            helper: Helper::start(dir.clone())?,
             dir,
-            db,
-            data_file,
+            current,
+            current_first_seq: None,
+            current_records: 0,
+            unread: listed.into_iter().map(|(number, _)| number).collect(),
+            closed: History::default(),
+            generation_records: records,
+            unsynced: false,
             next_seq: None,
             page: PageBody::default(),
             value: Vec::new(),
@@ -95,19 +114,67 @@ impl SledWal {
         &self.dir
     }
 
-    /// Bytes sled uses on disk (its data file and snapshots).
+    /// Bytes of the generations' sled data files.
     pub fn size_on_disk(&self) -> io::Result<u64> {
-        self.db.size_on_disk().map_err(sled_error)
+        let mut bytes = 0;
+        for (_, dir) in generations::list(&self.dir)?.ready {
+            match std::fs::metadata(dir.join("db")) {
+                Ok(metadata) => bytes += metadata.len(),
+                // Being deleted by the helper.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(bytes)
     }
 
-    /// The underlying tree, for tests that damage records on purpose.
+    /// The newest generation's tree, for tests that damage records on purpose.
     pub fn tree(&self) -> &sled::Db {
-        &self.db
+        &self.current.db
+    }
+
+    /// Moves on to the next generation once this one is full and the helper has the next
+    /// one ready (asked for when this one was three quarters full); at twice the size it
+    /// waits for the helper, so that a generation stays bounded.
+    fn rotate_if_due(&mut self) -> io::Result<()> {
+        if self.current_records < self.generation_records {
+            return Ok(());
+        }
+        let overdue = self.current_records >= self.generation_records.saturating_mul(2);
+        let Some(next) = self.helper.take_prepared(overdue) else {
+            return Ok(());
+        };
+        if self.unsynced {
+            self.sync()?;
+        }
+        let full = mem::replace(&mut self.current, next);
+        let first_seq = self
+            .current_first_seq
+            .take()
+            .expect("a full generation holds records");
+        let last_seq = self.next_seq.expect("records were appended") - 1;
+        self.closed.push(Closed {
+            number: full.number,
+            dir: full.dir.clone(),
+            first_seq,
+            last_seq,
+        });
+        self.current_records = 0;
+        self.helper.close(full);
+        tracing::debug!(
+            generation = self.current.number,
+            from_seq = last_seq + 1,
+            "WAL moved on to a new generation"
+        );
+        Ok(())
     }
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// Syncs one generation: `flush` (which ends in `sync_file_range`), then the real sync.
+fn sync_generation(generation: &Generation) -> io::Result<()> {
+    generation.db.flush().map_err(sled_error)?;
+    // The real sync: `flush` only reached sync_file_range (see the module comment).
+    generation.data_file.sync_data()
 }
 
 fn sled_error(error: sled::Error) -> io::Error {
@@ -140,11 +207,6 @@ impl Key {
         match self {
             Key::Page(seq) | Key::Chunk(seq, _) => seq,
         }
-    }
-
-    /// Whether the key starts a page or a large record.
-    fn starts_records(self) -> bool {
-        matches!(self, Key::Page(_) | Key::Chunk(_, 0))
     }
 }
 
@@ -226,31 +288,46 @@ fn read_chunks(
     Ok(Ok(record))
 }
 
-/// Passes a record read back to the visitor, if it is at or after `from_seq`.
-fn accept(
-    seq: u64,
-    payload: &[u8],
+/// What replay carries from one page, and one generation, to the next.
+struct Replay {
     from_seq: u64,
-    sequence: &mut Sequence,
-    recovered: &mut Recovered,
-    visit: &mut Visit<'_>,
-) -> Result<(), WalError> {
-    if seq >= from_seq {
-        sequence.accept(seq)?;
-        recovered.first_seq.get_or_insert(seq);
-        visit(seq, payload).map_err(|reason| WalError::Rejected { seq, reason })?;
-        recovered.records += 1;
-    }
-    Ok(())
+    sequence: Sequence,
+    recovered: Recovered,
+    /// The first record the next page must start with, and the last record seen.
+    next_page_seq: Option<u64>,
+    last_seen: Option<u64>,
 }
 
-impl Wal for SledWal {
-    fn recover(&mut self, from_seq: u64, visit: &mut Visit<'_>) -> Result<Recovered, WalError> {
-        let mut sequence = Sequence::new(from_seq);
-        let mut recovered = Recovered::default();
+impl Replay {
+    /// Passes a record read back to the visitor, if it is at or after `from_seq`.
+    fn accept(&mut self, seq: u64, payload: &[u8], visit: &mut Visit<'_>) -> Result<(), WalError> {
+        if seq >= self.from_seq {
+            self.sequence.accept(seq)?;
+            self.recovered.first_seq.get_or_insert(seq);
+            visit(seq, payload).map_err(|reason| WalError::Rejected { seq, reason })?;
+            self.recovered.records += 1;
+        }
+        Ok(())
+    }
+
+    /// Reads one generation's records, returning the first and last it holds. `holds_tail`:
+    /// no later generation holds records, so a damaged last page is a torn write (dropped)
+    /// rather than damage.
+    fn generation(
+        &mut self,
+        generation: &Generation,
+        holds_tail: bool,
+        visit: &mut Visit<'_>,
+    ) -> Result<Option<(u64, u64)>, WalError> {
+        let db = &generation.db;
+        let from_seq = self.from_seq;
+        let first_seq = match db.first().map_err(sled_error)? {
+            Some((key, _)) => key_seq(&key),
+            None => return Ok(None),
+        };
         // Start at the page holding `from_seq`: the newest page (or large record) that starts
         // at or before it.
-        let start = match self.db.range(..=from_seq.to_be_bytes()).next_back() {
+        let start = match db.range(..=from_seq.to_be_bytes()).next_back() {
             Some(item) => {
                 let key = item.map_err(sled_error)?.0;
                 let seq = key_seq(&key).unwrap_or(from_seq);
@@ -258,19 +335,20 @@ impl Wal for SledWal {
             }
             None => sled::IVec::from(&from_seq.to_be_bytes()[..]),
         };
-        // The first record the next page must start with, and the last record seen.
-        let mut next_page_seq: Option<u64> = None;
-        let mut last_seen: Option<u64> = None;
-        let mut pages = self.db.range(start..).peekable();
+        if key_seq(&start) > first_seq {
+            // Pages skipped (all before `from_seq`): nothing to check the next one against.
+            self.next_page_seq = None;
+        }
+        let mut pages = db.range(start..).peekable();
         while let Some(item) = pages.next() {
             let (key, value) = item.map_err(sled_error)?;
             let Some(parsed) = Key::parse(&key) else {
                 let reason = format!("key of {} bytes is not a sequence number", key.len());
-                let seq = next_page_seq.unwrap_or(from_seq);
+                let seq = self.next_page_seq.unwrap_or(from_seq);
                 return Err(WalError::Corrupt { seq, reason });
             };
             let first_seq = parsed.seq();
-            if let Some(expected) = next_page_seq {
+            if let Some(expected) = self.next_page_seq {
                 if first_seq != expected {
                     return Err(WalError::Missing { seq: expected });
                 }
@@ -279,25 +357,24 @@ impl Wal for SledWal {
                 Key::Page(_) => decode_page(first_seq, &value).map(|records| {
                     let mut seq = first_seq;
                     for payload in records {
-                        accept(seq, payload, from_seq, &mut sequence, &mut recovered, visit)?;
+                        self.accept(seq, payload, visit)?;
                         seq += 1;
                     }
                     Ok::<u64, WalError>(seq - 1)
                 }),
                 Key::Chunk(seq, index) => {
                     read_large(seq, index, &value, &mut pages)?.map(|record| {
-                        let (sequence, recovered) = (&mut sequence, &mut recovered);
-                        accept(seq, &record, from_seq, sequence, recovered, visit)?;
+                        self.accept(seq, &record, visit)?;
                         Ok::<u64, WalError>(seq)
                     })
                 }
             };
-            let is_last = pages.peek().is_none();
+            let is_last = holds_tail && pages.peek().is_none();
             match read {
                 Ok(last) => {
                     let last = last?;
-                    last_seen = Some(last);
-                    next_page_seq = Some(last + 1);
+                    self.last_seen = Some(last);
+                    self.next_page_seq = Some(last + 1);
                 }
                 // Whole, and unreadable by this build: neither damage nor a torn write.
                 Err(PageError::FormatBefore) => {
@@ -309,16 +386,16 @@ impl Wal for SledWal {
                         reason,
                         "WAL: dropping torn last page (records from this one on)"
                     );
-                    recovered.torn_tail = Some(TornTail {
+                    self.recovered.torn_tail = Some(TornTail {
                         seq: Some(first_seq),
                         reason: reason.to_string(),
                     });
                     let mut torn = sled::Batch::default();
-                    for key in self.db.scan_prefix(first_seq.to_be_bytes()).keys() {
+                    for key in db.scan_prefix(first_seq.to_be_bytes()).keys() {
                         torn.remove(key.map_err(sled_error)?);
                     }
-                    self.db.apply_batch(torn).map_err(sled_error)?;
-                    self.sync()?;
+                    db.apply_batch(torn).map_err(sled_error)?;
+                    sync_generation(generation)?;
                 }
                 Err(PageError::Damaged(reason)) => {
                     return Err(WalError::Corrupt {
@@ -328,16 +405,63 @@ impl Wal for SledWal {
                 }
             }
         }
-        recovered.last_seq = sequence.last();
+        Ok(first_seq.zip(self.last_seen))
+    }
+}
+
+impl Wal for SledWal {
+    fn recover(&mut self, from_seq: u64, visit: &mut Visit<'_>) -> Result<Recovered, WalError> {
+        let mut replay = Replay {
+            from_seq,
+            sequence: Sequence::new(from_seq),
+            recovered: Recovered::default(),
+            next_page_seq: None,
+            last_seen: None,
+        };
+        // Every generation before the newest, opened in turn; a torn write can only be in
+        // the last one that holds records.
+        let mut older = Vec::new();
+        for number in mem::take(&mut self.unread)
+            .into_iter()
+            .chain(self.closed.drain().map(|closed| closed.number))
+        {
+            older.push(generations::open(&self.dir, number)?);
+        }
+        let current_holds_records = !self.current.db.is_empty();
+        let tail_generation = older
+            .iter()
+            .rposition(|generation| !generation.db.is_empty());
+        for (index, generation) in older.into_iter().enumerate() {
+            let holds_tail = !current_holds_records && Some(index) == tail_generation;
+            let read = replay.generation(&generation, holds_tail, visit)?;
+            let dir = generation.dir.clone();
+            let number = generation.number;
+            self.helper.close(generation);
+            match read {
+                Some((first_seq, last_seq)) => self.closed.push(Closed {
+                    number,
+                    dir,
+                    first_seq,
+                    last_seq,
+                }),
+                // Created ahead and never used (or its only page was torn): nothing to keep.
+                None => self.helper.remove(&dir),
+            }
+        }
+        let newest = replay.generation(&self.current, true, visit)?;
+        self.current_first_seq = newest.map(|(first_seq, _)| first_seq);
+        self.current_records = newest.map_or(0, |(first_seq, last_seq)| last_seq + 1 - first_seq);
+        let mut recovered = replay.recovered;
+        recovered.last_seq = replay.sequence.last();
         if recovered.first_seq.is_none() {
             // Nothing at or after `from_seq`: the log may only end right before it.
-            if let Some(last) = last_seen {
+            if let Some(last) = replay.last_seen {
                 if last + 1 != from_seq {
                     return Err(WalError::Missing { seq: from_seq });
                 }
             }
         }
-        self.next_seq = last_seen.map(|last| last + 1);
+        self.next_seq = replay.last_seen.map(|last| last + 1);
         Ok(recovered)
     }
 
@@ -345,7 +469,7 @@ impl Wal for SledWal {
     /// damaged last key must not make replay reserve without bound: no more records than
     /// sled's files could hold (a record takes at least its length and one byte).
     fn records_hint(&self, from_seq: u64) -> io::Result<u64> {
-        let last_page = self.db.last().map_err(sled_error)?;
+        let last_page = self.current.db.last().map_err(sled_error)?;
         let last_page_seq = last_page.and_then(|(key, _)| key_seq(&key));
         let by_keys = last_page_seq.map_or(0, |seq| seq.saturating_add(1).saturating_sub(from_seq));
         let by_size = self.size_on_disk()? / (PAGE_LEN_BYTES as u64 + 1);
@@ -363,6 +487,7 @@ impl Wal for SledWal {
                 "records must follow each other"
             );
         }
+        self.rotate_if_due()?;
         let mut batch = sled::Batch::default();
         let mut page_first_seq = group.first_seq();
         self.page.clear();
@@ -401,16 +526,21 @@ impl Wal for SledWal {
             group.last_seq(),
             "pages cover the group"
         );
-        self.db.apply_batch(batch).map_err(sled_error)?;
+        self.current.db.apply_batch(batch).map_err(sled_error)?;
+        self.unsynced = true;
         self.next_seq = Some(group.last_seq() + 1);
+        self.current_first_seq.get_or_insert(group.first_seq());
+        self.current_records += group.len() as u64;
+        if self.current_records >= self.generation_records - self.generation_records / 4 {
+            self.helper.prepare(self.current.number + 1);
+        }
         Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
         let started = Instant::now();
-        self.db.flush().map_err(sled_error)?;
-        // The real sync: `flush` only reached sync_file_range (see the module comment).
-        self.data_file.sync_data()?;
+        sync_generation(&self.current)?;
+        self.unsynced = false;
         tracing::trace!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "WAL synced"
@@ -418,44 +548,14 @@ impl Wal for SledWal {
         Ok(())
     }
 
-    /// Removes whole pages that end before `seq` (a page is known to end before `seq` when the
-    /// next page starts at or before it), until they hold `records_max` records or more,
-    /// returning how many records they held.
+    /// Deletes whole generations whose records all come before `seq`, until they held
+    /// `records_max` records or more, returning how many they held. The deletion itself
+    /// runs on the helper thread.
     fn trim_before(&mut self, seq: u64, records_max: usize) -> io::Result<usize> {
-        let mut batch = sled::Batch::default();
         let mut removed = 0;
-        // The keys of the last page (or large record) seen, not yet known to end before `seq`.
-        let mut previous: Option<(u64, Vec<sled::IVec>)> = None;
-        // A key is a page of records: stop at `records_max` records, not keys (4096 keys
-        // were about 170,000 records, one sled batch that held the next group up).
-        let keys = self.db.range(..=seq.to_be_bytes()).keys();
-        for key in keys {
-            if removed >= records_max {
-                break;
-            }
-            let key = key.map_err(sled_error)?;
-            let parsed = Key::parse(&key).ok_or_else(|| {
-                io::Error::other(format!(
-                    "WAL key of {} bytes is not a sequence number",
-                    key.len()
-                ))
-            })?;
-            if !parsed.starts_records() {
-                if let Some((_, keys)) = previous.as_mut() {
-                    keys.push(key);
-                }
-                continue;
-            }
-            if let Some((first_seq, keys)) = previous.take() {
-                for key in keys {
-                    batch.remove(key);
-                }
-                removed += (parsed.seq() - first_seq) as usize;
-            }
-            previous = Some((parsed.seq(), vec![key]));
-        }
-        if removed > 0 {
-            self.db.apply_batch(batch).map_err(sled_error)?;
+        for closed in self.closed.take_before(seq, records_max) {
+            removed += (closed.last_seq - closed.first_seq + 1) as usize;
+            self.helper.remove(&closed.dir);
         }
         Ok(removed)
     }
