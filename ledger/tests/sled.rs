@@ -90,6 +90,21 @@ fn restart_recovers_every_acknowledged_event() {
     assert_eq!(state(&engine), fingerprint(&apply_all(&events)));
 }
 
+#[test]
+fn a_generation_cut_short_while_being_created_is_deleted_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = fill(dir.path(), 50);
+    // A crash while the helper created the next generation: sled's files half written, no
+    // `ready` file.
+    let unfinished = dir.path().join("gen-0000000000000002");
+    std::fs::create_dir(&unfinished).unwrap();
+    std::fs::write(unfinished.join("conf"), b"segment_size: 52").unwrap();
+    let (engine, report) = open(dir.path()).unwrap();
+    assert_eq!(report.last_seq, 50);
+    assert_eq!(state(&engine), fingerprint(&apply_all(&events)));
+    assert!(!unfinished.exists());
+}
+
 /// The first record of the page that holds record `seq`.
 fn page_of(wal: &SledWal, seq: u64) -> u64 {
     let (key, _) = wal

@@ -56,13 +56,13 @@ pub(super) fn generation_dir(wal_dir: &Path, number: u64) -> PathBuf {
 pub(super) struct Listing {
     /// Generations, oldest first.
     pub(super) ready: Vec<(u64, PathBuf)>,
-    /// Generations a crash cut short while they were being created: to delete, once the
-    /// newest ready one is open (and so locked against a second process).
+    /// Generations a crash cut short while they were being created or deleted: to delete,
+    /// once the newest ready one is open (and so locked against a second process).
     pub(super) unfinished: Vec<PathBuf>,
 }
 
-/// The generations in `wal_dir`, after finishing any deletion a crash cut short. Refuses a
-/// directory that holds a sled database itself: the layout before generations.
+/// The generations in `wal_dir`. Refuses a directory that holds a sled database itself: the
+/// layout before generations.
 pub(super) fn list(wal_dir: &Path) -> io::Result<Listing> {
     if wal_dir.join("db").exists() {
         return Err(io::Error::other(format!(
@@ -77,7 +77,7 @@ pub(super) fn list(wal_dir: &Path) -> io::Result<Listing> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.ends_with(REMOVING_SUFFIX) {
-            std::fs::remove_dir_all(entry.path())?;
+            listing.unfinished.push(entry.path());
             continue;
         }
         let number = name
@@ -374,10 +374,13 @@ mod tests {
         );
         std::fs::create_dir(&half_deleted).unwrap();
         std::fs::create_dir(dir.path().join("notes")).unwrap();
-        let listing = list(dir.path()).unwrap();
+        let mut listing = list(dir.path()).unwrap();
         assert_eq!(listing.ready, [(1, one), (2, two)]);
-        assert_eq!(listing.unfinished, [unfinished]);
-        assert!(!Path::new(&half_deleted).exists(), "a deletion is finished");
+        listing.unfinished.sort();
+        assert_eq!(
+            listing.unfinished,
+            [PathBuf::from(half_deleted), unfinished]
+        );
 
         std::fs::write(dir.path().join("db"), b"").unwrap();
         let error = list(dir.path()).unwrap_err().to_string();

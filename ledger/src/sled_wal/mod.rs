@@ -91,6 +91,7 @@ impl SledWal {
         let mut listed = listing.ready;
         let newest = listed.pop().map_or(1, |(number, _)| number);
         let current = generations::open(&dir, newest)?;
+        // Now that the newest is locked: what a crash left half created or half deleted.
         for unfinished in listing.unfinished {
             std::fs::remove_dir_all(unfinished)?;
         }
