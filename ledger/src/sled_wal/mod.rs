@@ -13,10 +13,10 @@
 //! background fsync thread is switched off (`flush_every_ms(None)`): it would only add syncs
 //! that cover nothing more.
 //!
-//! The directory is synced once at open, after sled has created its files. Afterwards the
-//! WAL creates no files: pages are bounded ([`crate::record::PAGE_BODY_MAX`]) so sled never
-//! moves one to a separate blob file (which it would not sync); the open checks that no blob
-//! exists.
+//! A generation's directory is synced once, when it is created, after sled has created its
+//! files. sled creates no files afterwards: pages are bounded ([`crate::record::PAGE_BODY_MAX`])
+//! so sled never moves one to a separate blob file (which it would not sync); the open checks
+//! that no blob exists.
 //!
 //! A record too large for a page (a bulk admin change: [`crate::record::is_large`]) is stored
 //! alone, in chunks of a page each under keys of 12 bytes: its sequence number, then the
@@ -311,9 +311,9 @@ impl Replay {
         Ok(())
     }
 
-    /// Reads one generation's records, returning the first and last it holds. `holds_tail`:
-    /// no later generation holds records, so a damaged last page is a torn write (dropped)
-    /// rather than damage.
+    /// Reads one generation's records, returning the first and last it holds (`None` if none
+    /// are left, as when its only page was torn). `holds_tail`: no later generation holds
+    /// records, so a damaged last page is a torn write (dropped) rather than damage.
     fn generation(
         &mut self,
         generation: &Generation,
@@ -323,9 +323,14 @@ impl Replay {
         let db = &generation.db;
         let from_seq = self.from_seq;
         let first_seq = match db.first().map_err(sled_error)? {
-            Some((key, _)) => key_seq(&key),
+            Some((key, _)) => key_seq(&key).ok_or_else(|| WalError::Corrupt {
+                seq: self.next_page_seq.unwrap_or(from_seq),
+                reason: format!("key of {} bytes is not a sequence number", key.len()),
+            })?,
             None => return Ok(None),
         };
+        // The last record read in this generation.
+        let mut last_here = None;
         // Start at the page holding `from_seq`: the newest page (or large record) that starts
         // at or before it.
         let start = match db.range(..=from_seq.to_be_bytes()).next_back() {
@@ -336,7 +341,7 @@ impl Replay {
             }
             None => sled::IVec::from(&from_seq.to_be_bytes()[..]),
         };
-        if key_seq(&start) > first_seq {
+        if key_seq(&start) > Some(first_seq) {
             // Pages skipped (all before `from_seq`): nothing to check the next one against.
             self.next_page_seq = None;
         }
@@ -374,6 +379,7 @@ impl Replay {
             match read {
                 Ok(last) => {
                     let last = last?;
+                    last_here = Some(last);
                     self.last_seen = Some(last);
                     self.next_page_seq = Some(last + 1);
                 }
@@ -406,7 +412,7 @@ impl Replay {
                 }
             }
         }
-        Ok(first_seq.zip(self.last_seen))
+        Ok(last_here.map(|last| (first_seq, last)))
     }
 }
 
