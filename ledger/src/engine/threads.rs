@@ -305,10 +305,10 @@ const HAND_OFF_REQUESTS: usize = 32;
 /// How long the WAL thread waits for a group before doing a trim step.
 const IDLE_TRIM_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Between groups, one trim step at most this often: a step after every group made the
-/// groups of the second after a snapshot wait behind 200 ms of trimming. Paced, with steps of
-/// 1,024 records (about 25 sled pages, 0.3-1 ms), trimming 1M records takes about 2.5 s of
-/// steps spread over the groups, and no group waits behind more than one short step.
+/// Between groups, one trim step at most this often, so that no group waits behind more than
+/// one step. A WAL that removes records one by one (the simulated disk; sled did before its
+/// generations, 0.3-1 ms per step of 1,024 records) spreads a long trim over the groups; on
+/// sled a step now only hands whole generations to a helper thread to delete.
 const TRIM_STEP_INTERVAL: Duration = Duration::from_micros(2500);
 
 /// Where the WAL thread sends snapshots, and the thread that writes them (raised by the WAL

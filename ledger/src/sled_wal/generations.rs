@@ -32,7 +32,6 @@ const REMOVING_SUFFIX: &str = ".removing";
 /// One sled database of the WAL.
 pub(super) struct Generation {
     pub(super) number: u64,
-    pub(super) dir: PathBuf,
     pub(super) db: sled::Db,
     /// sled's data file, opened a second time to `fdatasync` it.
     pub(super) data_file: File,
@@ -42,7 +41,6 @@ pub(super) struct Generation {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) struct Closed {
     pub(super) number: u64,
-    pub(super) dir: PathBuf,
     pub(super) first_seq: u64,
     pub(super) last_seq: u64,
 }
@@ -133,7 +131,6 @@ pub(super) fn open(wal_dir: &Path, number: u64) -> io::Result<Generation> {
     }
     Ok(Generation {
         number,
-        dir,
         db,
         data_file,
     })
@@ -159,7 +156,7 @@ enum Chore {
     Prepare(u64),
     /// Closes a database: sled flushes on close.
     Close(Box<Generation>),
-    Remove(PathBuf),
+    Remove(u64),
 }
 
 /// The helper thread and what it has prepared.
@@ -184,7 +181,8 @@ impl Helper {
                             let _ = done.send(open(&wal_dir, number));
                         }
                         Chore::Close(generation) => drop(generation),
-                        Chore::Remove(dir) => {
+                        Chore::Remove(number) => {
+                            let dir = generation_dir(&wal_dir, number);
                             if let Err(error) = remove(&dir) {
                                 // Disk space only: recovery skips what is left of it.
                                 tracing::error!(%error, dir = %dir.display(), "cannot delete a trimmed WAL generation");
@@ -240,9 +238,9 @@ impl Helper {
         self.send(Chore::Close(Box::new(generation)));
     }
 
-    /// Deletes a generation, after the chores asked for before (its database's close).
-    pub(super) fn remove(&self, dir: &Path) {
-        self.send(Chore::Remove(dir.to_path_buf()));
+    /// Deletes generation `number`, after the chores asked for before (its database's close).
+    pub(super) fn remove(&self, number: u64) {
+        self.send(Chore::Remove(number));
     }
 
     fn send(&self, chore: Chore) {
@@ -315,7 +313,6 @@ mod tests {
     fn closed(first_seq: u64, last_seq: u64) -> Closed {
         Closed {
             number: first_seq,
-            dir: PathBuf::from(format!("g{first_seq}")),
             first_seq,
             last_seq,
         }

@@ -156,7 +156,6 @@ impl SledWal {
         let last_seq = self.next_seq.expect("records were appended") - 1;
         self.closed.push(Closed {
             number: full.number,
-            dir: full.dir.clone(),
             first_seq,
             last_seq,
         });
@@ -441,18 +440,16 @@ impl Wal for SledWal {
         for (index, generation) in older.into_iter().enumerate() {
             let holds_tail = !current_holds_records && Some(index) == tail_generation;
             let read = replay.generation(&generation, holds_tail, visit)?;
-            let dir = generation.dir.clone();
             let number = generation.number;
             self.helper.close(generation);
             match read {
                 Some((first_seq, last_seq)) => self.closed.push(Closed {
                     number,
-                    dir,
                     first_seq,
                     last_seq,
                 }),
                 // Created ahead and never used (or its only page was torn): nothing to keep.
-                None => self.helper.remove(&dir),
+                None => self.helper.remove(number),
             }
         }
         let newest = replay.generation(&self.current, true, visit)?;
@@ -562,7 +559,7 @@ impl Wal for SledWal {
         let mut removed = 0;
         for closed in self.closed.take_before(seq, records_max) {
             removed += (closed.last_seq - closed.first_seq + 1) as usize;
-            self.helper.remove(&closed.dir);
+            self.helper.remove(closed.number);
         }
         Ok(removed)
     }
