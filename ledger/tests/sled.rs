@@ -105,6 +105,26 @@ fn a_generation_cut_short_while_being_created_is_deleted_at_the_next_start() {
     assert!(!unfinished.exists());
 }
 
+#[test]
+fn a_wal_of_a_single_sled_database_becomes_generation_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = fill(dir.path(), 40);
+    // The layout before generations: sled's files in the WAL directory itself.
+    let generation = dir.path().join("gen-0000000000000001");
+    std::fs::remove_file(generation.join("ready")).unwrap();
+    for entry in std::fs::read_dir(&generation).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::rename(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    std::fs::remove_dir(&generation).unwrap();
+    assert!(dir.path().join("db").exists());
+
+    let (engine, report) = open(dir.path()).unwrap();
+    assert_eq!(report.last_seq, 40);
+    assert_eq!(state(&engine), fingerprint(&apply_all(&events)));
+    assert!(generation.join("ready").exists() && !dir.path().join("db").exists());
+}
+
 /// The first record of the page that holds record `seq`.
 fn page_of(wal: &SledWal, seq: u64) -> u64 {
     let (key, _) = wal

@@ -28,6 +28,8 @@ const READY: &str = "ready";
 /// A generation being deleted: renamed first, so that a crash midway leaves no half-deleted
 /// database under a generation's name.
 const REMOVING_SUFFIX: &str = ".removing";
+/// A single sled database, the layout before generations, being made generation 1.
+const ADOPTING_SUFFIX: &str = ".adopting";
 
 /// One sled database of the WAL.
 pub(super) struct Generation {
@@ -49,6 +51,37 @@ pub(super) fn generation_dir(wal_dir: &Path, number: u64) -> PathBuf {
     wal_dir.join(format!("{PREFIX}{number:016}"))
 }
 
+/// A WAL directory written before generations holds one sled database itself: its files
+/// become generation 1, moved into `gen-<1>.adopting` first so that a crash midway is finished
+/// at the next start.
+pub(super) fn adopt_single_database(wal_dir: &Path) -> io::Result<()> {
+    let adopting = wal_dir.join(format!("{PREFIX}{:016}{ADOPTING_SUFFIX}", 1));
+    if !wal_dir.join("db").exists() && !adopting.exists() {
+        return Ok(());
+    }
+    if generation_dir(wal_dir, 1).exists() {
+        return Err(io::Error::other(format!(
+            "{} holds both a single sled database and WAL generations: which is the log?",
+            wal_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(&adopting)?;
+    for entry in std::fs::read_dir(wal_dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_str().is_some_and(|name| name.starts_with(PREFIX)) {
+            std::fs::rename(entry.path(), adopting.join(&name))?;
+        }
+    }
+    sync_dir(wal_dir)?;
+    File::create(adopting.join(READY))?.sync_all()?;
+    sync_dir(&adopting)?;
+    std::fs::rename(&adopting, generation_dir(wal_dir, 1))?;
+    sync_dir(wal_dir)?;
+    tracing::info!(dir = %wal_dir.display(), "WAL of a single sled database: now its generation 1");
+    Ok(())
+}
+
 /// What [`list`] found in a WAL directory.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(super) struct Listing {
@@ -59,16 +92,9 @@ pub(super) struct Listing {
     pub(super) unfinished: Vec<PathBuf>,
 }
 
-/// The generations in `wal_dir`. Refuses a directory that holds a sled database itself: the
-/// layout before generations.
+/// The generations in `wal_dir` (a single sled database of the layout before them adopted
+/// first: [`adopt_single_database`]).
 pub(super) fn list(wal_dir: &Path) -> io::Result<Listing> {
-    if wal_dir.join("db").exists() {
-        return Err(io::Error::other(format!(
-            "{} holds a single sled database, the WAL layout before generations: replay it with \
-             the bursar that wrote it and take a snapshot, or move it away",
-            wal_dir.display()
-        )));
-    }
     let mut listing = Listing::default();
     for entry in std::fs::read_dir(wal_dir)? {
         let entry = entry?;
@@ -354,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn listing_sorts_ready_generations_and_refuses_the_old_layout() {
+    fn listing_sorts_ready_generations_and_a_second_layout_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let ready = |number| {
             let path = generation_dir(dir.path(), number);
@@ -380,7 +406,10 @@ mod tests {
         );
 
         std::fs::write(dir.path().join("db"), b"").unwrap();
-        let error = list(dir.path()).unwrap_err().to_string();
-        assert!(error.contains("layout before generations"), "{error}");
+        let error = adopt_single_database(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("both a single sled database and WAL generations"),
+            "{error}"
+        );
     }
 }

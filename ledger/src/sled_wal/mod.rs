@@ -87,6 +87,7 @@ impl SledWal {
         if let Some(parent) = dir.parent().filter(|parent| !parent.as_os_str().is_empty()) {
             generations::sync_dir(parent)?;
         }
+        generations::adopt_single_database(&dir)?;
         let listing = generations::list(&dir)?;
         let mut listed = listing.ready;
         let newest = listed.pop().map_or(1, |(number, _)| number);
