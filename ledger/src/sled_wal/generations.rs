@@ -189,8 +189,8 @@ enum Chore {
 pub(super) struct Helper {
     chores: Option<Sender<Chore>>,
     prepared: Receiver<io::Result<Generation>>,
-    /// The number of the generation asked for and not yet taken.
-    preparing: Option<u64>,
+    /// A generation was asked for and not yet taken.
+    preparing: bool,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -220,15 +220,15 @@ impl Helper {
         Ok(Helper {
             chores: Some(chores),
             prepared,
-            preparing: None,
+            preparing: false,
             thread: Some(thread),
         })
     }
 
     /// Asks for generation `number` to be created, unless one is already on its way.
     pub(super) fn prepare(&mut self, number: u64) {
-        if self.preparing.is_none() {
-            self.preparing = Some(number);
+        if !self.preparing {
+            self.preparing = true;
             self.send(Chore::Prepare(number));
         }
     }
@@ -236,7 +236,9 @@ impl Helper {
     /// The generation asked for: if it is ready, or, with `wait`, once it is. A failure is
     /// logged and asked again next time: the WAL goes on in its current generation meanwhile.
     pub(super) fn take_prepared(&mut self, wait: bool) -> Option<Generation> {
-        self.preparing?;
+        if !self.preparing {
+            return None;
+        }
         let prepared = if wait {
             self.prepared.recv().map_err(|_| TryRecvError::Disconnected)
         } else {
@@ -244,17 +246,17 @@ impl Helper {
         };
         match prepared {
             Ok(Ok(generation)) => {
-                self.preparing = None;
+                self.preparing = false;
                 Some(generation)
             }
             Ok(Err(error)) => {
                 tracing::error!(%error, "cannot create the next WAL generation: staying in this one");
-                self.preparing = None;
+                self.preparing = false;
                 None
             }
             Err(TryRecvError::Empty) => None,
             Err(TryRecvError::Disconnected) => {
-                self.preparing = None;
+                self.preparing = false;
                 None
             }
         }
