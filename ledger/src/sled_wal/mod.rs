@@ -53,9 +53,8 @@ pub struct SledWal {
     dir: PathBuf,
     /// The generation appended to.
     current: Generation,
-    /// The first record in `current`, and how many it holds.
+    /// The first record in `current` (it holds those up to `next_seq`).
     current_first_seq: Option<u64>,
-    current_records: u64,
     /// Generations before `current` that recovery has not read yet, oldest first.
     unread: Vec<u64>,
     /// Generations before `current` that recovery read, for trimming.
@@ -101,7 +100,6 @@ impl SledWal {
             dir,
             current,
             current_first_seq: None,
-            current_records: 0,
             unread: listed.into_iter().map(|(number, _)| number).collect(),
             closed: History::default(),
             generation_records: records,
@@ -135,14 +133,23 @@ impl SledWal {
         &self.current.db
     }
 
+    /// Records in the generation appended to.
+    fn current_records(&self) -> u64 {
+        match (self.current_first_seq, self.next_seq) {
+            (Some(first_seq), Some(next_seq)) => next_seq - first_seq,
+            _ => 0,
+        }
+    }
+
     /// Moves on to the next generation once this one is full and the helper has the next
     /// one ready (asked for when this one was three quarters full); at twice the size it
     /// waits for the helper, so that a generation stays bounded.
     fn rotate_if_due(&mut self) -> io::Result<()> {
-        if self.current_records < self.generation_records {
+        let records = self.current_records();
+        if records < self.generation_records {
             return Ok(());
         }
-        let overdue = self.current_records >= self.generation_records.saturating_mul(2);
+        let overdue = records >= self.generation_records.saturating_mul(2);
         let Some(next) = self.helper.take_prepared(overdue) else {
             return Ok(());
         };
@@ -160,7 +167,6 @@ impl SledWal {
             first_seq,
             last_seq,
         });
-        self.current_records = 0;
         self.helper.close(full);
         tracing::debug!(
             generation = self.current.number,
@@ -455,7 +461,6 @@ impl Wal for SledWal {
         }
         let newest = replay.generation(&self.current, true, visit)?;
         self.current_first_seq = newest.map(|(first_seq, _)| first_seq);
-        self.current_records = newest.map_or(0, |(first_seq, last_seq)| last_seq + 1 - first_seq);
         let mut recovered = replay.recovered;
         recovered.last_seq = replay.sequence.last();
         if recovered.first_seq.is_none() {
@@ -535,8 +540,7 @@ impl Wal for SledWal {
         self.unsynced = true;
         self.next_seq = Some(group.last_seq() + 1);
         self.current_first_seq.get_or_insert(group.first_seq());
-        self.current_records += group.len() as u64;
-        if self.current_records >= self.generation_records - self.generation_records / 4 {
+        if self.current_records() >= self.generation_records - self.generation_records / 4 {
             self.helper.prepare(self.current.number + 1);
         }
         Ok(())
