@@ -23,9 +23,15 @@
 //! chunk's index (big-endian u32), so they sort after the page before it and before the next
 //! page. Such a record is read back whole or not at all.
 //!
-//! A page is written whole by sled's batch, so a torn write can only leave a damaged last
-//! page (or large record): recovery drops it whole (its records were never acknowledged: the
-//! group's sync did not return).
+//! A group's pages (and chunks) are plain sled inserts in log order, written by the group's
+//! one `flush`. sled recovers a prefix of its log (it stops at the first message that does not
+//! check), so a crash keeps the first pages of an unsynced group and loses the rest: records
+//! nobody was answered for, each a whole request. Not a sled batch, which would make the group
+//! all or nothing: sled writes a batch's manifest as a buffer of its own, one more `pwrite` and
+//! `sync_file_range` per group, about a quarter of the commit's device time (docs/BENCHMARKS.md).
+//! A page's own checksum still catches damage; a damaged last page (or large record) is a
+//! torn write and recovery drops it whole (its records were never acknowledged: the group's
+//! sync did not return).
 //!
 //! The log is kept in *generations*, one sled database each ([`generations`]): every
 //! [`GENERATION_RECORDS`] records the WAL moves on to a fresh one (at a group's start, after
@@ -498,7 +504,8 @@ impl Wal for SledWal {
             );
         }
         self.rotate_if_due()?;
-        let mut batch = sled::Batch::default();
+        let db = &self.current.db;
+        let insert = |key: &[u8], value: &[u8]| db.insert(key, value).map(drop).map_err(sled_error);
         let mut page_first_seq = group.first_seq();
         self.page.clear();
         for (seq, payload) in group.iter() {
@@ -507,18 +514,22 @@ impl Wal for SledWal {
                 // at all.
                 if !self.page.is_empty() {
                     self.page.encode(page_first_seq, &mut self.value);
-                    batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
+                    insert(&page_first_seq.to_be_bytes(), &self.value)?;
                     self.page.clear();
                 }
+                let mut chunked = Ok(());
                 encode_chunks(seq, payload, |index, value| {
-                    batch.insert(&chunk_key(seq, index)[..], value);
+                    if chunked.is_ok() {
+                        chunked = insert(&chunk_key(seq, index), value);
+                    }
                 });
+                chunked?;
                 page_first_seq = seq + 1;
                 continue;
             }
             if !self.page.fits(payload) {
                 self.page.encode(page_first_seq, &mut self.value);
-                batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
+                insert(&page_first_seq.to_be_bytes(), &self.value)?;
                 self.page.clear();
                 page_first_seq = seq;
             }
@@ -529,14 +540,13 @@ impl Wal for SledWal {
         }
         if !self.page.is_empty() {
             self.page.encode(page_first_seq, &mut self.value);
-            batch.insert(&page_first_seq.to_be_bytes()[..], self.value.as_slice());
+            insert(&page_first_seq.to_be_bytes(), &self.value)?;
         }
         assert_eq!(
             page_first_seq + self.page.records() as u64 - 1,
             group.last_seq(),
             "pages cover the group"
         );
-        self.current.db.apply_batch(batch).map_err(sled_error)?;
         self.unsynced = true;
         self.next_seq = Some(group.last_seq() + 1);
         self.current_first_seq.get_or_insert(group.first_seq());
