@@ -25,6 +25,7 @@ pub mod cow_map;
 pub mod cow_ord_map;
 pub mod cow_vec;
 pub mod engine;
+pub mod gradual_delete;
 pub mod hash;
 pub mod history;
 mod id_index;

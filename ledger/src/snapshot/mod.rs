@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Serialize};
 
+use crate::gradual_delete::GradualDelete;
 use chunks::{ChunkCache, ChunkLoader, ChunkWriter, Manifest, CHUNK_SUFFIX};
 pub use chunks::{ChunkStats, LogItem, LogVisitor, SharedLog, SnapshotLogs};
 
@@ -84,6 +85,9 @@ pub struct SnapshotStore {
     dir: PathBuf,
     /// The chunks of the last snapshot written or loaded, with their files.
     chunks: ChunkCache,
+    /// Superseded files go a slice at a time: hundreds of MB deleted at once stall the WAL's
+    /// syncs (`gradual_delete`).
+    delete: GradualDelete,
 }
 
 impl SnapshotStore {
@@ -91,11 +95,13 @@ impl SnapshotStore {
     pub fn open(dir: impl AsRef<Path>) -> io::Result<SnapshotStore> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
-        remove_temp_files(&dir)?;
+        let mut delete = GradualDelete::default();
+        remove_temp_files(&dir, &mut delete)?;
         File::open(&dir)?.sync_all()?;
         Ok(SnapshotStore {
             dir,
             chunks: ChunkCache::default(),
+            delete,
         })
     }
 
@@ -134,7 +140,7 @@ impl SnapshotStore {
     ) -> io::Result<SnapshotInfo> {
         let started = Instant::now();
         // What a failed write left behind.
-        remove_temp_files(&self.dir)?;
+        remove_temp_files(&self.dir, &mut self.delete)?;
         let mut writer = ChunkWriter::new(&self.dir, seq, &self.chunks);
         value.visit_logs(&mut writer)?;
         let (manifest, chunks, chunk_stats) = writer.finish()?;
@@ -184,7 +190,12 @@ impl SnapshotStore {
 
         let seqs = self.list()?;
         for old in seqs.iter().skip(SNAPSHOTS_KEPT) {
-            fs::remove_file(self.path_of(*old))?;
+            // Out of the list first, so that a crash midway leaves a temp file, not a
+            // shortened snapshot.
+            let path = self.path_of(*old);
+            let temp = path.with_extension("tmp");
+            fs::rename(&path, &temp)?;
+            self.delete.remove_file(&temp)?;
         }
         self.remove_unnamed_chunks(seq, &manifest, &seqs)?;
         let wal_needed_from_seq = seqs.get(SNAPSHOTS_KEPT - 1).copied().unwrap_or(0);
@@ -205,7 +216,12 @@ impl SnapshotStore {
     /// log rewritten since, or written for a snapshot a crash or an error kept from being
     /// published. If a kept snapshot's manifest cannot be read, removes nothing (it may still
     /// be read at recovery).
-    fn remove_unnamed_chunks(&self, seq: u64, manifest: &Manifest, seqs: &[u64]) -> io::Result<()> {
+    fn remove_unnamed_chunks(
+        &mut self,
+        seq: u64,
+        manifest: &Manifest,
+        seqs: &[u64],
+    ) -> io::Result<()> {
         let mut named: HashSet<String> = manifest.file_names().collect();
         for kept in seqs
             .iter()
@@ -226,7 +242,7 @@ impl SnapshotStore {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
             if name.ends_with(CHUNK_SUFFIX) && !named.contains(name.as_ref()) {
-                fs::remove_file(self.dir.join(name.as_ref()))?;
+                self.delete.remove_file(&self.dir.join(name.as_ref()))?;
                 removed += 1;
             }
         }
@@ -272,11 +288,11 @@ impl SnapshotStore {
     }
 }
 
-fn remove_temp_files(dir: &Path) -> io::Result<()> {
+fn remove_temp_files(dir: &Path, delete: &mut GradualDelete) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
         if path.extension().is_some_and(|extension| extension == "tmp") {
-            fs::remove_file(&path)?;
+            delete.remove_file(&path)?;
         }
     }
     Ok(())
