@@ -67,3 +67,29 @@ fn the_segment_past_the_log_is_zeroed_ahead_and_recovery_reads_past_it() {
         );
     }
 }
+
+/// A group far larger than a segment (a bulk admin change is up to 16 MB): sled hands its
+/// full buffers to the pool while the inserting thread seals the next ones, and the sealing
+/// thread waits for the zeroing of each new segment. That zeroing must not depend on a pool
+/// thread, which may be blocked behind the lock the sealing thread holds.
+#[test]
+fn a_group_of_many_segments_is_written_without_waiting_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let db = open(&path);
+        for round in 0..3u64 {
+            for key in 0..16_000u64 {
+                db.insert((round << 32 | key).to_be_bytes(), &VALUE[..])
+                    .unwrap();
+            }
+            db.flush().unwrap();
+        }
+        done.send(db.len()).unwrap();
+    });
+    let keys = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("48 MB of inserts in three groups finish within a minute");
+    assert_eq!(keys, 48_000);
+}

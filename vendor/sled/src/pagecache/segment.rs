@@ -96,10 +96,14 @@ pub(crate) struct SegmentAccountant {
     segment_cleaner: SegmentCleaner,
     ordering: BTreeMap<Lsn, LogOffset>,
     async_truncations: BTreeMap<LogOffset, OneShot<Result<()>>>,
-    // Bursar: the segment past the tip, being written with zeros on
-    // the thread pool (see `zero_next_segment`).
+    // Bursar: the segment past the tip, being written with zeros by
+    // this accountant's zeroing thread (see `zero_next_segment`).
     zeroing: BTreeMap<LogOffset, OneShot<Result<()>>>,
+    zero_ahead: Option<std::sync::mpsc::Sender<ZeroJob>>,
 }
+
+/// Bursar: a segment to write with zeros, and where to say it is done.
+type ZeroJob = (LogOffset, OneShotFiller<Result<()>>);
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SegmentCleaner {
@@ -489,6 +493,7 @@ impl SegmentAccountant {
             ordering: BTreeMap::default(),
             async_truncations: BTreeMap::default(),
             zeroing: BTreeMap::default(),
+            zero_ahead: None,
         };
 
         ret.initialize_from_snapshot(snapshot)?;
@@ -1007,13 +1012,16 @@ impl SegmentAccountant {
     }
 
     /// Bursar: writes the segment past the tip with zeros (sled's own
-    /// `Corrupted` filler, which recovery treats as a free segment) on
-    /// the thread pool, and makes it durable, before the log reaches it.
-    /// Writes into it are then overwrites of blocks the file already
+    /// `Corrupted` filler, which recovery treats as a free segment) and
+    /// makes it durable, on a thread of its own, before the log reaches
+    /// it. Writes into it are then overwrites of blocks the file already
     /// has: an `fdatasync` after them needs no journal commit for a new
     /// size or new blocks, only the device's cache flush, which on ext4
     /// halves the sync of a small append. `next` waits for the zeroing
     /// before handing the segment out, so it never lands on log data.
+    /// Not on the IO thread pool: `next` waits while holding this
+    /// accountant's lock, which the pool's writes take when they finish,
+    /// so a zeroing queued behind them could wait forever.
     fn zero_next_segment(&mut self) -> Result<()> {
         let at = self.tip;
         if !self.free.is_empty() || !self.async_truncations.is_empty() {
@@ -1021,16 +1029,15 @@ impl SegmentAccountant {
             // file is shrinking: nothing to prepare.
             return Ok(());
         }
-        let config = self.config.clone();
-        let promise = threadpool::spawn(move || {
-            let zeros = vec![
-                MessageKind::Corrupted.into();
-                config.segment_size
-            ];
-            pwrite_all(&config.file, &zeros, at)
-                .and_then(|()| config.file.sync_data())
-                .map_err(Error::from)
-        })?;
+        let Some(zero_ahead) = self.zero_ahead() else {
+            // No thread: the log grows its file as upstream's does.
+            return Ok(());
+        };
+        let (filler, promise) = OneShot::pair();
+        if zero_ahead.send((at, filler)).is_err() {
+            self.zero_ahead = None;
+            return Ok(());
+        }
         assert!(
             self.zeroing.insert(at, promise).is_none(),
             "segment {} zeroed twice",
@@ -1039,10 +1046,42 @@ impl SegmentAccountant {
         Ok(())
     }
 
-    /// Bursar: waits for the zeroing of the segment at `lid`, if any.
+    /// Bursar: the zeroing thread, started at the first segment. It
+    /// ends when this accountant (its sender) is dropped.
+    fn zero_ahead(&mut self) -> Option<&std::sync::mpsc::Sender<ZeroJob>> {
+        if self.zero_ahead.is_none() {
+            let (sender, jobs) = std::sync::mpsc::channel::<ZeroJob>();
+            let config = self.config.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sled-zero-ahead".to_owned())
+                .spawn(move || {
+                    let zeros =
+                        vec![MessageKind::Corrupted.into(); config.segment_size];
+                    for (at, filler) in jobs {
+                        filler.fill(
+                            pwrite_all(&config.file, &zeros, at)
+                                .and_then(|()| config.file.sync_data())
+                                .map_err(Error::from),
+                        );
+                    }
+                });
+            match spawned {
+                Ok(_) => self.zero_ahead = Some(sender),
+                Err(error) => {
+                    warn!("cannot start the zeroing thread: {:?}", error);
+                }
+            }
+        }
+        self.zero_ahead.as_ref()
+    }
+
+    /// Bursar: waits for the zeroing of the segment at `lid`, if any. A
+    /// zeroing thread that died without an answer wrote nothing more.
     fn wait_for_zeroing(&mut self, lid: LogOffset) -> Result<()> {
         if let Some(promise) = self.zeroing.remove(&lid) {
-            promise.wait().expect("threadpool should not crash")?;
+            if let Some(result) = promise.wait() {
+                result?;
+            }
         }
         Ok(())
     }
@@ -1130,7 +1169,9 @@ impl SegmentAccountant {
 
         // Bursar: a zeroing still running would extend the file again.
         for (_, promise) in std::mem::take(&mut self.zeroing) {
-            promise.wait().expect("threadpool should not crash")?;
+            if let Some(result) = promise.wait() {
+                result?;
+            }
         }
 
         assert_eq!(
