@@ -2,6 +2,8 @@
 //! same run:
 //! - `mac_0200`: the retail MAC (ISO 9797-1 algorithm 3) over the 0200 purchase vector's
 //!   bytes, what the host does for every request and response of a MAC terminal;
+//! - `mac_0200_x2`: two such MACs, as two calls or as `retail_mac_pair` (the two CBC chains
+//!   interleaved);
 //! - `tdes_block`: one two-key TDES block encryption, as for a PIN block.
 //!
 //! Criterion reports each; then a plain timed loop (median of several rounds) prints ours
@@ -16,7 +18,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bursar_benches::{median_ns, print_ratios, ratio_rounds};
-use codec::security::{retail_mac, TdesKey};
+use codec::security::{retail_mac, retail_mac_pair, TdesKey};
 use criterion::Criterion;
 use reference::Reference;
 
@@ -47,6 +49,22 @@ fn main() {
         let mut group = criterion.benchmark_group("mac_0200");
         group.bench_function("codec", |b| b.iter(|| retail_mac(&ours, black_box(&data))));
         group.bench_function("des", |b| b.iter(|| theirs.retail_mac(black_box(&data))));
+        group.finish();
+    }
+    {
+        // Two MACs (two responses written together): two calls, or the pair interleaved.
+        let mut group = criterion.benchmark_group("mac_0200_x2");
+        group.bench_function("two_calls", |b| {
+            b.iter(|| {
+                (
+                    retail_mac(&ours, black_box(&data)),
+                    retail_mac(&ours, black_box(&data)),
+                )
+            })
+        });
+        group.bench_function("pair", |b| {
+            b.iter(|| retail_mac_pair((&ours, black_box(&data)), (&ours, black_box(&data))))
+        });
         group.finish();
     }
     {
