@@ -298,16 +298,22 @@ impl MessageBuilder {
     /// one is dropped). Its bit is set before `mac` is called on the bytes from the MTI up
     /// to the MAC field, and the 8 bytes `mac` returns are appended (PROTOCOL.md 7).
     pub fn build_with_mac(&self, mac: impl FnOnce(&[u8]) -> [u8; 8]) -> Result<Bytes, BuildError> {
+        let mut out = self.build_up_to_mac()?;
+        let code = mac(&out);
+        out.extend_from_slice(&code);
+        Ok(Bytes::from(out))
+    }
+
+    /// What [`MessageBuilder::build_with_mac`] MACs: the message up to its MAC field, whose
+    /// 8 bytes the caller appends (so that it can compute several MACs together).
+    pub fn build_up_to_mac(&self) -> Result<Vec<u8>, BuildError> {
         let others = self.present & !(Field::Mac.bit() | Field::Mac2.bit());
         let mac_field = if others & SECONDARY_FIELDS != 0 {
             Field::Mac2
         } else {
             Field::Mac
         };
-        let mut out = self.assemble(Some(mac_field))?;
-        let code = mac(&out);
-        out.extend_from_slice(&code);
-        Ok(Bytes::from(out))
+        self.assemble(Some(mac_field))
     }
 
     /// Writes everything but the MAC field's data (when `mac_field` is given, its bit is

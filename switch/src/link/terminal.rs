@@ -28,7 +28,7 @@ use crate::authorize;
 use crate::authorize::prechecked::Prechecked;
 use crate::clock::now_ms;
 use crate::host::Host;
-use crate::link::respond;
+use crate::link::respond::{self, Response};
 use crate::state::ids::TerminalId;
 use crate::state::registry::TerminalKeys;
 
@@ -173,24 +173,23 @@ fn rejected(host: &Host, error: FrameError) {
 /// call for all of them instead of one each.
 async fn write_answers<S, F>(
     framed: &mut Framed<S, FrameCodec>,
-    first: Option<Bytes>,
+    first: Option<Response>,
     requests: &mut FuturesUnordered<F>,
 ) -> Result<(), FrameError>
 where
     S: AsyncWrite + Unpin,
-    F: Future<Output = Option<Bytes>>,
+    F: Future<Output = Option<Response>>,
 {
-    let mut answered = first;
-    loop {
-        if let Some(response) = answered {
-            framed.feed(response).await?;
-        }
-        // `now_or_never` polls with a no-op waker; the caller's loop polls `requests` again
-        // with the task's own before it sleeps, so no wake-up is lost.
-        match requests.next().now_or_never() {
-            Some(Some(next)) => answered = next,
-            _ => break,
-        }
+    let mut answers: Vec<Response> = first.into_iter().collect();
+    // `now_or_never` polls with a no-op waker; the caller's loop polls `requests` again
+    // with the task's own before it sleeps, so no wake-up is lost.
+    while let Some(Some(next)) = requests.next().now_or_never() {
+        answers.extend(next);
+    }
+    respond::mac_waiting(&mut answers);
+    for answer in answers {
+        let response = answer.built().expect("every response MACed above");
+        framed.feed(response).await?;
     }
     SinkExt::<Bytes>::flush(framed).await
 }
@@ -201,7 +200,7 @@ async fn request(
     known_keys: &KnownKeys,
     frame: Bytes,
     started: Instant,
-) -> Option<Bytes> {
+) -> Option<Response> {
     host.metrics.in_flight.inc();
     let response = answer(host, known_keys, frame, started).await;
     host.metrics.in_flight.dec();
@@ -214,7 +213,7 @@ async fn answer(
     known_keys: &KnownKeys,
     frame: Bytes,
     started: Instant,
-) -> Option<Bytes> {
+) -> Option<Response> {
     let request = match Message::parse(frame) {
         Ok(request) => request,
         Err(error) => return answer_unparsable(host, error).await,
@@ -291,7 +290,7 @@ async fn answer(
     }
 }
 
-async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option<Bytes> {
+async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option<Response> {
     let terminal = error
         .salvage
         .terminal_id
@@ -320,7 +319,7 @@ async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option
                 .map(|m| m.as_str().to_owned())
                 .unwrap_or_default();
             host.metrics.requests.with_label_values(&[&mti, "30"]).inc();
-            Some(response)
+            Some(Response::Built(response))
         }
         Some(Err(build_error)) => {
             warn!(%error, %build_error, "unparsable message: could not build its 30");
