@@ -170,7 +170,8 @@ fn rejected(host: &Host, error: FrameError) {
 }
 
 /// Writes `first` and every other answer already complete, then flushes once: one system
-/// call for all of them instead of one each.
+/// call for all of them instead of one each. Their MACs are computed two at a time first
+/// ([`respond::mac_waiting`]).
 async fn write_answers<S, F>(
     framed: &mut Framed<S, FrameCodec>,
     first: Option<Response>,
