@@ -247,25 +247,12 @@ fn pan_field(pan: &str) -> Result<[u8; 8], PinError> {
 /// empty), DES-CBC under the key's left half, then the last block decrypted under the right
 /// half and encrypted under the left again.
 pub fn retail_mac(tak: &TdesKey, data: &[u8]) -> [u8; 8] {
-    let (left, right) = (tak.0.left(), tak.0.right());
+    let left = tak.0.left();
     let mut state = 0u64;
-    let mut chain = |block: [u8; 8]| {
-        let input = state ^ u64::from_be_bytes(block);
-        state = u64::from_be_bytes(left.encrypt(input.to_be_bytes()));
-    };
-    let mut chunks = data.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut block = [0u8; 8];
-        block.copy_from_slice(chunk);
-        chain(block);
+    for index in 0..mac_blocks(data) {
+        state = u64::from_be_bytes(left.encrypt(mac_input(state, data, index)));
     }
-    let rest = chunks.remainder();
-    if !rest.is_empty() || data.is_empty() {
-        let mut block = [0u8; 8];
-        block[..rest.len()].copy_from_slice(rest);
-        chain(block);
-    }
-    left.encrypt(right.decrypt(state.to_be_bytes()))
+    mac_finish(tak, state)
 }
 
 /// The retail MACs of two messages at once, each under its own key: the same as two calls of
@@ -275,41 +262,47 @@ pub fn retail_mac_pair(
     (tak_a, data_a): (&TdesKey, &[u8]),
     (tak_b, data_b): (&TdesKey, &[u8]),
 ) -> ([u8; 8], [u8; 8]) {
-    let blocks = |data: &[u8]| data.len().div_ceil(8).max(1);
-    let block = |data: &[u8], index: usize| {
-        let mut block = [0u8; 8];
-        let chunk = data
-            .get(index * 8..)
-            .map_or(&[][..], |rest| &rest[..rest.len().min(8)]);
-        block[..chunk.len()].copy_from_slice(chunk);
-        u64::from_be_bytes(block)
-    };
     let (left_a, left_b) = (tak_a.0.left(), tak_b.0.left());
-    let (blocks_a, blocks_b) = (blocks(data_a), blocks(data_b));
+    let (blocks_a, blocks_b) = (mac_blocks(data_a), mac_blocks(data_b));
     let (mut state_a, mut state_b) = (0u64, 0u64);
     for index in 0..blocks_a.min(blocks_b) {
         let (a, b) = Schedule::encrypt_two(
             left_a,
-            (state_a ^ block(data_a, index)).to_be_bytes(),
+            mac_input(state_a, data_a, index),
             left_b,
-            (state_b ^ block(data_b, index)).to_be_bytes(),
+            mac_input(state_b, data_b, index),
         );
         (state_a, state_b) = (u64::from_be_bytes(a), u64::from_be_bytes(b));
     }
+    // The longer message's blocks left, alone.
     for index in blocks_b..blocks_a {
-        state_a =
-            u64::from_be_bytes(left_a.encrypt((state_a ^ block(data_a, index)).to_be_bytes()));
+        state_a = u64::from_be_bytes(left_a.encrypt(mac_input(state_a, data_a, index)));
     }
     for index in blocks_a..blocks_b {
-        state_b =
-            u64::from_be_bytes(left_b.encrypt((state_b ^ block(data_b, index)).to_be_bytes()));
+        state_b = u64::from_be_bytes(left_b.encrypt(mac_input(state_b, data_b, index)));
     }
-    let finish = |tak: &TdesKey, state: u64| {
-        tak.0
-            .left()
-            .encrypt(tak.0.right().decrypt(state.to_be_bytes()))
-    };
-    (finish(tak_a, state_a), finish(tak_b, state_b))
+    (mac_finish(tak_a, state_a), mac_finish(tak_b, state_b))
+}
+
+/// Blocks of `data` after padding method 1: one zero block when it is empty.
+fn mac_blocks(data: &[u8]) -> usize {
+    data.len().div_ceil(8).max(1)
+}
+
+/// The CBC input of block `index`: that block of `data`, zero-padded, XOR the chain so far.
+fn mac_input(state: u64, data: &[u8], index: usize) -> [u8; 8] {
+    let mut block = [0u8; 8];
+    let rest = data.get(index * 8..).unwrap_or_default();
+    let chunk = &rest[..rest.len().min(8)];
+    block[..chunk.len()].copy_from_slice(chunk);
+    (state ^ u64::from_be_bytes(block)).to_be_bytes()
+}
+
+/// The last block decrypted under the right half and encrypted under the left again.
+fn mac_finish(tak: &TdesKey, state: u64) -> [u8; 8] {
+    tak.0
+        .left()
+        .encrypt(tak.0.right().decrypt(state.to_be_bytes()))
 }
 
 /// Whether `mac` is the retail MAC of `data`, compared in constant time.

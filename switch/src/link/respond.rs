@@ -30,6 +30,14 @@ impl Response {
         }
     }
 
+    /// What the MAC is computed over, and the key, while it is missing.
+    fn waiting(&self) -> Option<(&[u8], &TerminalKey)> {
+        match self {
+            Response::WaitingForMac { up_to_mac, tak } => Some((up_to_mac, tak)),
+            Response::Built(_) => None,
+        }
+    }
+
     fn append_mac(&mut self, mac: [u8; 8]) {
         if let Response::WaitingForMac { up_to_mac, .. } = self {
             let mut bytes = std::mem::take(up_to_mac);
@@ -43,29 +51,19 @@ impl Response {
 pub fn mac_waiting(responses: &mut [Response]) {
     let mut waiting = responses
         .iter_mut()
-        .filter(|response| matches!(response, Response::WaitingForMac { .. }));
+        .filter(|response| response.waiting().is_some());
     while let Some(first) = waiting.next() {
-        let Response::WaitingForMac { up_to_mac, tak } = &*first else {
-            unreachable!("filtered");
-        };
+        let (data, tak) = first.waiting().expect("filtered");
         match waiting.next() {
             Some(second) => {
-                let Response::WaitingForMac {
-                    up_to_mac: second_up_to_mac,
-                    tak: second_tak,
-                } = &*second
-                else {
-                    unreachable!("filtered");
-                };
-                let (mac, second_mac) = retail_mac_pair(
-                    (tak.schedule(), up_to_mac),
-                    (second_tak.schedule(), second_up_to_mac),
-                );
+                let (second_data, second_tak) = second.waiting().expect("filtered");
+                let (mac, second_mac) =
+                    retail_mac_pair((tak.schedule(), data), (second_tak.schedule(), second_data));
                 first.append_mac(mac);
                 second.append_mac(second_mac);
             }
             None => {
-                let mac = retail_mac(tak.schedule(), up_to_mac);
+                let mac = retail_mac(tak.schedule(), data);
                 first.append_mac(mac);
             }
         }

@@ -105,6 +105,12 @@ pub(crate) struct SegmentAccountant {
 /// Bursar: a segment to write with zeros, and where to say it is done.
 type ZeroJob = (LogOffset, OneShotFiller<Result<()>>);
 
+/// Bursar: waits for a zeroing. A zeroing thread that died without an
+/// answer wrote nothing more.
+fn zeroed(promise: OneShot<Result<()>>) -> Result<()> {
+    promise.wait().unwrap_or(Ok(()))
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SegmentCleaner {
     inner: Arc<Mutex<BTreeMap<LogOffset, BTreeSet<PageId>>>>,
@@ -1075,15 +1081,12 @@ impl SegmentAccountant {
         self.zero_ahead.as_ref()
     }
 
-    /// Bursar: waits for the zeroing of the segment at `lid`, if any. A
-    /// zeroing thread that died without an answer wrote nothing more.
+    /// Bursar: waits for the zeroing of the segment at `lid`, if any.
     fn wait_for_zeroing(&mut self, lid: LogOffset) -> Result<()> {
-        if let Some(promise) = self.zeroing.remove(&lid) {
-            if let Some(result) = promise.wait() {
-                result?;
-            }
+        match self.zeroing.remove(&lid) {
+            Some(promise) => zeroed(promise),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Returns the next offset to write a new segment in.
@@ -1169,9 +1172,7 @@ impl SegmentAccountant {
 
         // Bursar: a zeroing still running would extend the file again.
         for (_, promise) in std::mem::take(&mut self.zeroing) {
-            if let Some(result) = promise.wait() {
-                result?;
-            }
+            zeroed(promise)?;
         }
 
         assert_eq!(
