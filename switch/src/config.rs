@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::scheduling::CpuScheduling;
+
 /// A configuration error names the key, so the operator can fix the file in one go.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -47,6 +49,8 @@ pub struct HostConfig {
     pub cutover_time: String,
     pub data_dir: PathBuf,
     pub outbox_dir: PathBuf,
+    /// How the kernel schedules the host's threads (`crate::scheduling`).
+    pub cpu_scheduling: CpuScheduling,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +199,7 @@ impl Default for HostConfig {
             cutover_time: "23:00".into(),
             data_dir: "data".into(),
             outbox_dir: "outbox".into(),
+            cpu_scheduling: CpuScheduling::Batch,
         }
     }
 }

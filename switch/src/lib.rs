@@ -20,4 +20,5 @@ pub mod money;
 pub mod ops;
 pub mod pin;
 pub mod policy;
+pub mod scheduling;
 pub mod state;

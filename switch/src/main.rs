@@ -15,6 +15,14 @@ fn main() -> ExitCode {
         }
     };
     switch::logging::init(args.log_json);
+    // Before the runtime and the ledger start their threads, which inherit it.
+    let scheduling = config.host.cpu_scheduling;
+    match switch::scheduling::apply_to_this_thread(scheduling) {
+        Ok(()) => tracing::info!(?scheduling, "CPU scheduling policy set"),
+        Err(error) => {
+            tracing::warn!(?scheduling, %error, "cannot set the CPU scheduling policy: keeping the default")
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

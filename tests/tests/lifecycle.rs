@@ -39,6 +39,49 @@ fn sigterm_answers_what_was_sent_exits_0_and_keeps_it() {
     assert_eq!(check["balanced"], true);
 }
 
+#[test]
+fn every_thread_runs_under_the_configured_cpu_scheduling_policy() {
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_BATCH: u32 = 3;
+    for (config, expected) in [
+        ("", SCHED_BATCH),
+        ("[host]\ncpu_scheduling = \"normal\"\n", SCHED_OTHER),
+    ] {
+        let host = HostProcess::start(HostOptions {
+            config: config.into(),
+            ..HostOptions::demo()
+        });
+        // Traffic first, so that threads started on demand exist too.
+        let mut t = TestTerminal::connect(host.terminal_addr, TERMINAL, MERCHANT);
+        t.sign_on();
+        let threads = thread_policies(host.pid());
+        assert!(
+            threads.len() > 3,
+            "the host runs several threads: {threads:?}"
+        );
+        for (name, policy) in &threads {
+            assert_eq!(
+                *policy, expected,
+                "thread {name} with {config:?}: {threads:?}"
+            );
+        }
+    }
+}
+
+/// Each thread of `pid`: its name and scheduling policy (field 41 of /proc/PID/task/TID/stat).
+fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc lists the threads");
+    tasks
+        .map(|task| {
+            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            // The name (field 2) is in parentheses and may hold spaces: count after it.
+            let (name, rest) = stat.split_once(" (").unwrap().1.rsplit_once(") ").unwrap();
+            let policy = rest.split(' ').nth(41 - 3).unwrap().parse().unwrap();
+            (name.to_owned(), policy)
+        })
+        .collect()
+}
+
 /// One framed message, or `None` at the end of the stream.
 fn read_frame(stream: &mut impl Read) -> Option<Message> {
     let mut length = [0u8; 2];
