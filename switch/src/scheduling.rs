@@ -7,7 +7,8 @@
 //! threads as throughput work, so a wake-up waits for the running thread to block or use up its
 //! slice instead (docs/BENCHMARKS.md has the figures). It needs no privilege, and every thread
 //! inherits it from the one that creates it, so it is set once, on the main thread, before
-//! any other starts.
+//! any other starts. (The snapshot thread steps down to `SCHED_IDLE` while it writes a
+//! periodic snapshot and comes back to this policy: `ledger::engine::priority`.)
 
 use serde::Deserialize;
 

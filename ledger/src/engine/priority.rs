@@ -5,7 +5,8 @@
 //! nice 10 it kept the core for the rest of its slice: the seconds with a snapshot had a p99
 //! of 9-30 ms against 5-7 ms (docs/BENCHMARKS.md). A snapshot someone waits for (the close
 //! of a business day), or one a saturated machine starved for [`BACKGROUND_FOR`], runs at
-//! nice 10 instead.
+//! nice 10 instead, under the policy the thread started with (the host's `SCHED_BATCH`, or
+//! `SCHED_OTHER`).
 //!
 //! Linux lets a thread lower its own priority freely, but leaving `SCHED_IDLE` needs
 //! `CAP_SYS_NICE` or an `RLIMIT_NICE` of at least 10 (systemd: `LimitNICE=10`); without
@@ -23,7 +24,8 @@ pub(crate) const BACKGROUND_FOR: Duration = Duration::from_secs(5);
 pub(crate) enum Priority {
     /// `SCHED_IDLE`: only the CPU time no other thread wants.
     Background,
-    /// `SCHED_OTHER` at nice 10: a fair share, below the commit path's threads (nice 0).
+    /// The thread's starting policy at nice 10: a fair share, below the commit path's
+    /// threads (nice 0).
     Lowered,
 }
 
@@ -34,6 +36,8 @@ const LOWERED_NICE: libc::c_int = 10;
 #[derive(Debug, Default)]
 pub(crate) struct SnapshotThread {
     tid: AtomicI32,
+    /// The policy the thread started with, which [`Priority::Lowered`] returns to.
+    policy: AtomicI32,
     /// A raise already failed: warned once, not tried again.
     cannot_raise: AtomicBool,
 }
@@ -41,6 +45,7 @@ pub(crate) struct SnapshotThread {
 impl SnapshotThread {
     /// Called by the snapshot thread itself when it starts.
     pub(crate) fn register_current(&self) {
+        self.policy.store(current_policy(), Relaxed);
         self.tid.store(current_tid(), Relaxed);
     }
 
@@ -51,7 +56,7 @@ impl SnapshotThread {
         if tid == 0 || (priority == Priority::Lowered && self.cannot_raise.load(Relaxed)) {
             return;
         }
-        if let Err(error) = set_priority(tid, priority) {
+        if let Err(error) = set_priority(tid, priority, self.policy.load(Relaxed)) {
             if priority == Priority::Background {
                 tracing::warn!(%error, "cannot put the snapshot thread in the background");
             } else if !self.cannot_raise.swap(true, Relaxed) {
@@ -105,9 +110,24 @@ fn current_tid() -> i32 {
     0
 }
 
-/// `sched_setscheduler` and `setpriority` apply to one thread when given its tid.
 #[cfg(target_os = "linux")]
-fn set_priority(tid: i32, priority: Priority) -> io::Result<()> {
+fn current_policy() -> i32 {
+    // SAFETY: no pointers; pid 0 is the calling thread.
+    match unsafe { libc::sched_getscheduler(0) } {
+        -1 => libc::SCHED_OTHER,
+        policy => policy,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn current_policy() -> i32 {
+    0
+}
+
+/// `sched_setscheduler` and `setpriority` apply to one thread when given its tid. `lowered`:
+/// the policy [`Priority::Lowered`] sets.
+#[cfg(target_os = "linux")]
+fn set_priority(tid: i32, priority: Priority, lowered: i32) -> io::Result<()> {
     let param = libc::sched_param { sched_priority: 0 };
     let check = |result: libc::c_int| {
         if result == 0 {
@@ -121,7 +141,7 @@ fn set_priority(tid: i32, priority: Priority) -> io::Result<()> {
         match priority {
             Priority::Background => check(libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param)),
             Priority::Lowered => {
-                check(libc::sched_setscheduler(tid, libc::SCHED_OTHER, &param))?;
+                check(libc::sched_setscheduler(tid, lowered, &param))?;
                 check(libc::setpriority(
                     libc::PRIO_PROCESS,
                     tid as libc::id_t,
@@ -133,7 +153,7 @@ fn set_priority(tid: i32, priority: Priority) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn set_priority(_tid: i32, _priority: Priority) -> io::Result<()> {
+fn set_priority(_tid: i32, _priority: Priority, _lowered: i32) -> io::Result<()> {
     Ok(())
 }
 
@@ -176,6 +196,26 @@ mod tests {
             libc::SCHED_OTHER,
             "the test's thread is untouched"
         );
+    }
+
+    #[test]
+    fn lowered_returns_to_the_policy_the_thread_started_with() {
+        std::thread::spawn(|| {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: `param` outlives the call; pid 0 is this thread.
+            let batch = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
+            assert_eq!(batch, 0, "SCHED_BATCH needs no privilege");
+            let thread = SnapshotThread::default();
+            thread.register_current();
+            thread.set(Priority::Background);
+            assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
+            thread.set(Priority::Lowered);
+            if !thread.cannot_raise.load(Relaxed) {
+                assert_eq!(policy_and_nice(), (libc::SCHED_BATCH, 10));
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
