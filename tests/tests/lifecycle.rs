@@ -43,6 +43,7 @@ fn sigterm_answers_what_was_sent_exits_0_and_keeps_it() {
 fn every_thread_runs_under_the_configured_cpu_scheduling_policy() {
     const SCHED_OTHER: u32 = 0;
     const SCHED_BATCH: u32 = 3;
+    const SCHED_IDLE: u32 = 5;
     for (config, expected) in [
         ("", SCHED_BATCH),
         ("[host]\ncpu_scheduling = \"normal\"\n", SCHED_OTHER),
@@ -60,8 +61,10 @@ fn every_thread_runs_under_the_configured_cpu_scheduling_policy() {
             "the host runs several threads: {threads:?}"
         );
         for (name, policy) in &threads {
-            assert_eq!(
-                *policy, expected,
+            // A periodic snapshot is written under SCHED_IDLE (ledger::engine::priority).
+            let snapshot_in_background = name == "ledger-snapshot" && *policy == SCHED_IDLE;
+            assert!(
+                *policy == expected || snapshot_in_background,
                 "thread {name} with {config:?}: {threads:?}"
             );
         }
