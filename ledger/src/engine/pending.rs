@@ -19,7 +19,9 @@ pub struct Pending<R> {
 }
 
 enum State<R> {
-    Ready(Option<Result<R, EngineError>>),
+    /// Boxed: only the error of a request the engine never took is ready at once, and an
+    /// inline `R` would make every caller's future as large as the biggest result.
+    Ready(Option<Box<Result<R, EngineError>>>),
     /// A request run on the engine thread (`Engine::execute`).
     Job(Arc<dyn Outcome<R>>),
     /// Anything else answered through a channel (snapshots).
@@ -32,7 +34,7 @@ impl<R> Unpin for Pending<R> {}
 impl<R> Pending<R> {
     pub(crate) fn ready(result: Result<R, EngineError>) -> Pending<R> {
         Pending {
-            state: State::Ready(Some(result)),
+            state: State::Ready(Some(Box::new(result))),
         }
     }
 
@@ -51,7 +53,7 @@ impl<R> Pending<R> {
     /// Blocks the thread until the result is durable. Not for use inside an async runtime.
     pub fn wait(self) -> Result<R, EngineError> {
         match self.state {
-            State::Ready(result) => result.expect("a Pending resolves once"),
+            State::Ready(result) => *result.expect("a Pending resolves once"),
             State::Job(outcome) => {
                 let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
                 let mut context = Context::from_waker(&waker);
@@ -90,7 +92,7 @@ impl<R> Future for Pending<R> {
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         match &mut this.state {
-            State::Ready(result) => Poll::Ready(result.take().expect("a Pending resolves once")),
+            State::Ready(result) => Poll::Ready(*result.take().expect("a Pending resolves once")),
             State::Job(outcome) => match outcome.poll_take(context) {
                 Poll::Ready(result) => {
                     this.state = State::Ready(None);

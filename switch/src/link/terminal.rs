@@ -215,52 +215,53 @@ async fn answer(
     frame: Bytes,
     started: Instant,
 ) -> Option<Response> {
-    let request = match Message::parse(frame) {
-        Ok(request) => request,
+    let (terminal, pending) = match decide(host, known_keys, frame) {
+        Ok(submitted) => submitted,
         Err(error) => return answer_unparsable(host, error).await,
     };
-    let mti = request.mti();
-    let terminal = request.terminal_id().and_then(TerminalId::parse);
-    let keys = terminal.and_then(|id| lock(known_keys).get(&id).cloned());
-    let prechecked = Prechecked::new(&request, keys);
-    let policy = host.policy.clone();
-    let now = now_ms();
-    let gate = authorize::BankGate {
-        link_up: host.bank.is_signed_on(),
-        saf_depth_max: host.config.bank.saf_depth_max,
-    };
-    let decided = host
-        .engine
-        .execute(move |tx| {
-            let (decision, bank_step) = authorize::terminal_request_with_bank(
-                tx,
-                &request,
-                &prechecked,
-                &policy,
-                gate,
-                now,
-            );
-            let learned = terminal
-                .and_then(|id| tx.state().terminals.get(&id))
-                .and_then(|terminal| prechecked.keys_to_learn(terminal));
-            (request, decision, bank_step, learned)
-        })
-        .await;
-    let (request, mut decision, bank_step, learned) = match decided {
-        Ok(decided) => decided,
-        Err(error) => {
-            warn!(%error, "engine unavailable: request not answered");
-            return None;
+    // In a block: what the engine hands back is gone before the top-up's await below, so it
+    // takes no room in the future (async locals keep theirs to the end of their scope).
+    let topup = {
+        let mut decided = match pending.await {
+            Ok(decided) => decided,
+            Err(error) => {
+                warn!(%error, "engine unavailable: request not answered");
+                return None;
+            }
+        };
+        if let (Some(id), Some(keys)) = (terminal, decided.learned.take()) {
+            lock(known_keys).insert(id, keys);
+        }
+        match decided.bank_step {
+            None => return respond(host, &decided.request, &decided.decision, started),
+            Some(step) => topup_then_respond(host, step, decided, started),
         }
     };
-    if let (Some(id), Some(keys)) = (terminal, learned) {
-        lock(known_keys).insert(id, keys);
-    }
-    // A top-up is answered with the bank's decision (bank::topup).
-    if let Some(step) = bank_step {
-        // Boxed: the bank's round trip would otherwise make every request's task larger.
-        decision = Box::pin(crate::bank::topup::complete(host, step, decision.mac_key)).await?;
-    }
+    topup.await
+}
+
+/// A top-up is answered with the bank's decision (`bank::topup`). Boxed, so that only top-ups
+/// carry the request and the decision across the bank's round trip.
+fn topup_then_respond(
+    host: &Arc<Host>,
+    step: authorize::BankStep,
+    decided: Decided,
+    started: Instant,
+) -> std::pin::Pin<Box<dyn Future<Output = Option<Response>> + Send + '_>> {
+    Box::pin(async move {
+        let decision = crate::bank::topup::complete(host, step, decided.decision.mac_key).await?;
+        respond(host, &decided.request, &decision, started)
+    })
+}
+
+/// The response to a decided request, with its log line and metrics.
+fn respond(
+    host: &Host,
+    request: &Message,
+    decision: &authorize::Decision,
+    started: Instant,
+) -> Option<Response> {
+    let mti = request.mti();
     let code = std::str::from_utf8(&decision.reply.code).unwrap_or("??");
     if let Some(reason) = decision.reason {
         info!(
@@ -277,7 +278,7 @@ async fn answer(
         .requests
         .with_label_values(&[mti.as_str(), code])
         .inc();
-    let response = respond::build(&request, &decision, &host.policy.currency);
+    let response = respond::build(request, decision, &host.policy.currency);
     host.metrics
         .request_seconds
         .with_label_values(&[mti.as_str()])
@@ -289,6 +290,50 @@ async fn answer(
             None
         }
     }
+}
+
+/// A request as the engine thread decided it, handed back with the request itself.
+struct Decided {
+    request: Message,
+    decision: authorize::Decision,
+    bank_step: Option<authorize::BankStep>,
+    /// The terminal's keys, when the connection should learn them (`Prechecked`).
+    learned: Option<TerminalKeys>,
+}
+
+/// Parses a frame, checks its MAC and PIN block here and hands the request to the engine
+/// thread; with the terminal it names. A plain function rather than part of [`answer`]: the
+/// request and its checks are moved into the engine's job, and locals of an `async fn` keep
+/// their room in its future even once moved, which every request's future would carry.
+fn decide(
+    host: &Host,
+    known_keys: &KnownKeys,
+    frame: Bytes,
+) -> Result<(Option<TerminalId>, ledger::Pending<Decided>), codec::ParseError> {
+    let request = Message::parse(frame)?;
+    let terminal = request.terminal_id().and_then(TerminalId::parse);
+    let keys = terminal.and_then(|id| lock(known_keys).get(&id).cloned());
+    let prechecked = Prechecked::new(&request, keys);
+    let policy = host.policy.clone();
+    let now = now_ms();
+    let gate = authorize::BankGate {
+        link_up: host.bank.is_signed_on(),
+        saf_depth_max: host.config.bank.saf_depth_max,
+    };
+    let pending = host.engine.execute(move |tx| {
+        let (decision, bank_step) =
+            authorize::terminal_request_with_bank(tx, &request, &prechecked, &policy, gate, now);
+        let learned = terminal
+            .and_then(|id| tx.state().terminals.get(&id))
+            .and_then(|terminal| prechecked.keys_to_learn(terminal));
+        Decided {
+            request,
+            decision,
+            bank_step,
+            learned,
+        }
+    });
+    Ok((terminal, pending))
 }
 
 async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option<Response> {
