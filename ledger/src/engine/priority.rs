@@ -172,25 +172,34 @@ mod tests {
         }
     }
 
-    #[test]
-    fn background_then_lowered_on_the_registered_thread_only() {
+    /// On a thread started under `policy`: lowered, in the background, lowered again.
+    fn background_then_lowered_under(policy: libc::c_int) {
         let thread = SnapshotThread::default();
         std::thread::scope(|scope| {
             scope
                 .spawn(|| {
+                    let param = libc::sched_param { sched_priority: 0 };
+                    // SAFETY: `param` outlives the call; pid 0 is this thread.
+                    let set = unsafe { libc::sched_setscheduler(0, policy, &param) };
+                    assert_eq!(set, 0, "policies at priority 0 need no privilege");
                     thread.register_current();
                     thread.set(Priority::Lowered);
-                    assert_eq!(policy_and_nice(), (libc::SCHED_OTHER, 10));
+                    assert_eq!(policy_and_nice(), (policy, 10));
                     thread.set(Priority::Background);
                     assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
                     thread.set(Priority::Lowered);
                     if !thread.cannot_raise.load(Relaxed) {
-                        assert_eq!(policy_and_nice(), (libc::SCHED_OTHER, 10));
+                        assert_eq!(policy_and_nice(), (policy, 10), "back to its own policy");
                     }
                 })
                 .join()
                 .unwrap();
         });
+    }
+
+    #[test]
+    fn background_then_lowered_on_the_registered_thread_only() {
+        background_then_lowered_under(libc::SCHED_OTHER);
         assert_eq!(
             policy_and_nice().0,
             libc::SCHED_OTHER,
@@ -200,22 +209,7 @@ mod tests {
 
     #[test]
     fn lowered_returns_to_the_policy_the_thread_started_with() {
-        std::thread::spawn(|| {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: `param` outlives the call; pid 0 is this thread.
-            let batch = unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
-            assert_eq!(batch, 0, "SCHED_BATCH needs no privilege");
-            let thread = SnapshotThread::default();
-            thread.register_current();
-            thread.set(Priority::Background);
-            assert_eq!(policy_and_nice().0, libc::SCHED_IDLE);
-            thread.set(Priority::Lowered);
-            if !thread.cannot_raise.load(Relaxed) {
-                assert_eq!(policy_and_nice(), (libc::SCHED_BATCH, 10));
-            }
-        })
-        .join()
-        .unwrap();
+        background_then_lowered_under(libc::SCHED_BATCH);
     }
 
     #[test]
