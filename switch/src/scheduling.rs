@@ -22,6 +22,7 @@ pub enum CpuScheduling {
     Normal,
 }
 
+#[cfg(target_os = "linux")]
 impl CpuScheduling {
     fn policy(self) -> libc::c_int {
         match self {
@@ -32,6 +33,7 @@ impl CpuScheduling {
 }
 
 /// Puts the calling thread, and so every thread it starts afterwards, under `scheduling`.
+#[cfg(target_os = "linux")]
 pub fn apply_to_this_thread(scheduling: CpuScheduling) -> std::io::Result<()> {
     // Both policies take priority 0; pid 0 is the calling thread.
     let param = libc::sched_param { sched_priority: 0 };
@@ -43,7 +45,14 @@ pub fn apply_to_this_thread(scheduling: CpuScheduling) -> std::io::Result<()> {
     }
 }
 
+/// Elsewhere the policy is left to the system.
+#[cfg(not(target_os = "linux"))]
+pub fn apply_to_this_thread(_scheduling: CpuScheduling) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
 /// The policy the calling thread runs under, as `sched_getscheduler` reports it.
+#[cfg(target_os = "linux")]
 pub fn policy_of_this_thread() -> std::io::Result<libc::c_int> {
     // SAFETY: no pointers; pid 0 is the calling thread.
     match unsafe { libc::sched_getscheduler(0) } {
@@ -52,7 +61,7 @@ pub fn policy_of_this_thread() -> std::io::Result<libc::c_int> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
