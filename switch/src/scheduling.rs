@@ -51,19 +51,18 @@ pub fn apply_to_this_thread(_scheduling: CpuScheduling) -> std::io::Result<()> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
-/// The policy the calling thread runs under, as `sched_getscheduler` reports it.
-#[cfg(target_os = "linux")]
-pub fn policy_of_this_thread() -> std::io::Result<libc::c_int> {
-    // SAFETY: no pointers; pid 0 is the calling thread.
-    match unsafe { libc::sched_getscheduler(0) } {
-        -1 => Err(std::io::Error::last_os_error()),
-        policy => Ok(policy),
-    }
-}
-
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    /// The policy the calling thread runs under, as `sched_getscheduler` reports it.
+    fn policy_of_this_thread() -> std::io::Result<libc::c_int> {
+        // SAFETY: no pointers; pid 0 is the calling thread.
+        match unsafe { libc::sched_getscheduler(0) } {
+            -1 => Err(std::io::Error::last_os_error()),
+            policy => Ok(policy),
+        }
+    }
 
     #[test]
     fn threads_started_after_batch_inherit_it_and_normal_undoes_it() {
