@@ -479,3 +479,81 @@ fn snapshots_write_each_full_history_chunk_once_and_recovery_equals_a_full_repla
     );
     engine.shutdown();
 }
+
+/// A WAL whose every sync takes `sync_time` more: a slow disk.
+struct SlowSync {
+    disk: SimDisk,
+    sync_time: std::time::Duration,
+}
+
+impl Wal for SlowSync {
+    fn recover(
+        &mut self,
+        from_seq: u64,
+        visit: &mut ledger::wal::Visit<'_>,
+    ) -> Result<ledger::wal::Recovered, ledger::wal::WalError> {
+        self.disk.recover(from_seq, visit)
+    }
+
+    fn append(&mut self, group: &ledger::wal::RecordGroup) -> std::io::Result<()> {
+        self.disk.append(group)
+    }
+
+    fn sync(&mut self) -> std::io::Result<()> {
+        std::thread::sleep(self.sync_time);
+        self.disk.sync()
+    }
+
+    fn trim_before(&mut self, seq: u64, records_max: usize) -> std::io::Result<usize> {
+        self.disk.trim_before(seq, records_max)
+    }
+}
+
+#[test]
+fn stage_times_show_where_a_request_waited() {
+    let sync_time = std::time::Duration::from_millis(50);
+    let wal = SlowSync {
+        disk: SimDisk::new(),
+        sync_time,
+    };
+    let (engine, _) = Engine::open(Box::new(wal), None, test_config(), Book::new).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let open_account = |tx: &mut Tx<'_, Book>| {
+        let id = tx.state().next_account_id();
+        tx.emit(LedgerEvent::OpenAccount {
+            id,
+            kind: AccountKind::CashDesk,
+        });
+    };
+    runtime.block_on(async {
+        // A write: its own sync is the slow part.
+        let (result, times) = engine.execute(open_account).timed().await;
+        result.unwrap();
+        let times = times.expect("a request the engine ran");
+        assert!(times.wal_write >= sync_time, "{times:?}");
+        assert!(
+            times.wal_queue < sync_time,
+            "nothing ahead of it: {times:?}"
+        );
+
+        // A second write handed over while the first syncs waits for that sync first.
+        let first = engine.execute(open_account);
+        tokio::time::sleep(sync_time / 3).await;
+        let (result, times) = engine.execute(open_account).timed().await;
+        result.unwrap();
+        first.await.unwrap();
+        let times = times.expect("a request the engine ran");
+        assert!(times.wal_queue >= sync_time / 3, "{times:?}");
+        assert!(times.wal_write >= sync_time, "{times:?}");
+
+        // A read with nothing pending is answered on the engine thread: no write at all.
+        let (result, times) = engine.execute(|tx| tx.state().accounts()).timed().await;
+        assert_eq!(result, Ok(3));
+        let times = times.expect("a request the engine ran");
+        assert_eq!(times.wal_write, std::time::Duration::ZERO, "{times:?}");
+        assert!(times.wal_queue < sync_time, "{times:?}");
+    });
+}

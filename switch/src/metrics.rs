@@ -2,17 +2,20 @@
 //! registry per host, so tests can run several hosts in one process.
 
 use std::sync::Mutex;
+use std::time::Instant;
 
 use ledger::engine::{EngineStats, SYNC_BUCKETS};
+use ledger::StageTimes;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
     pub registry: Registry,
     pub requests: IntCounterVec,
     pub request_seconds: HistogramVec,
+    pub request_stages: RequestStages,
     pub in_flight: IntGauge,
     pub connections_open: IntGauge,
     pub connections_rejected: IntCounter,
@@ -45,6 +48,62 @@ fn latency_buckets() -> Vec<f64> {
     ]
 }
 
+/// Where each request's time went, by stage: `checks` (from its frame until it was handed
+/// to the engine: parsing, MAC and PIN on the connection's thread, and its turn there), then
+/// the engine's stages (`ledger::StageTimes`): `engine_queue`, `wal_queue`, `wal_write` and
+/// `wake`. Each stage's histogram is resolved once: a request's observations look up no
+/// labels.
+pub struct RequestStages {
+    family: HistogramVec,
+    checks: Histogram,
+    engine_queue: Histogram,
+    wal_queue: Histogram,
+    wal_write: Histogram,
+    wake: Histogram,
+}
+
+impl RequestStages {
+    fn new() -> RequestStages {
+        let family = HistogramVec::new(
+            HistogramOpts::new(
+                "bursar_request_stage_seconds",
+                "Time each request spent in each stage of the host, for requests the ledger \
+                 engine ran: checks, engine_queue, wal_queue, wal_write, wake.",
+            )
+            .buckets(stage_buckets()),
+            &["stage"],
+        )
+        .expect("valid metric");
+        let stage = |name: &str| family.with_label_values(&[name]);
+        RequestStages {
+            checks: stage("checks"),
+            engine_queue: stage("engine_queue"),
+            wal_queue: stage("wal_queue"),
+            wal_write: stage("wal_write"),
+            wake: stage("wake"),
+            family,
+        }
+    }
+
+    /// Records a request whose frame was read at `frame_read`.
+    pub fn observe(&self, frame_read: Instant, times: &StageTimes) {
+        let checks = times.submitted.saturating_duration_since(frame_read);
+        self.checks.observe(checks.as_secs_f64());
+        self.engine_queue.observe(times.engine_queue.as_secs_f64());
+        self.wal_queue.observe(times.wal_queue.as_secs_f64());
+        self.wal_write.observe(times.wal_write.as_secs_f64());
+        self.wake.observe(times.wake.as_secs_f64());
+    }
+}
+
+fn stage_buckets() -> Vec<f64> {
+    // 10 us to 1 s: a stage of a healthy host is tens to hundreds of microseconds.
+    vec![
+        0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+        0.05, 0.1, 0.25, 1.0,
+    ]
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
@@ -65,6 +124,7 @@ impl Metrics {
             &["mti"],
         )
         .expect("valid metric");
+        let request_stages = RequestStages::new();
         let in_flight = IntGauge::new(
             "bursar_requests_in_flight",
             "Requests received and not yet answered.",
@@ -151,6 +211,7 @@ impl Metrics {
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
+            Box::new(request_stages.family.clone()),
             Box::new(in_flight.clone()),
             Box::new(connections_open.clone()),
             Box::new(connections_rejected.clone()),
@@ -179,6 +240,7 @@ impl Metrics {
             registry,
             requests,
             request_seconds,
+            request_stages,
             in_flight,
             connections_open,
             connections_rejected,

@@ -47,6 +47,22 @@ fn metrics_move_by_the_traffic_and_parse_as_prometheus_text() {
         latency_count(&after, "0200") - latency_count(&before, "0200"),
         4.0
     );
+    // Every request parsed went through the engine, and each has one observation per stage;
+    // the purchases' own syncs are in `wal_write`.
+    let stage = |e: &Exposition, series: &str, stage: &str| {
+        e.value_or_zero(
+            &format!("bursar_request_stage_seconds_{series}"),
+            &[("stage", stage)],
+        )
+    };
+    for name in ["checks", "engine_queue", "wal_queue", "wal_write", "wake"] {
+        assert_eq!(
+            stage(&after, "count", name) - stage(&before, "count", name),
+            7.0,
+            "two 0800s, four 0200s and an 0100 in stage {name}"
+        );
+    }
+    assert!(stage(&after, "sum", "wal_write") > stage(&before, "sum", "wal_write"));
     let counter = |e: &Exposition, name: &str| e.value_or_zero(name, &[]);
     assert_eq!(
         counter(&after, "bursar_ledger_transfers_total")

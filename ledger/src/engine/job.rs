@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use super::stages::{StageTimes, Stamps};
 use super::EngineError;
 use crate::state_machine::{StateMachine, Tx};
 
@@ -28,6 +29,7 @@ enum Stage<F, R> {
 }
 
 struct Cell<F, R> {
+    stamps: Stamps,
     done: AtomicBool,
     waker: Mutex<Option<Waker>>,
     stage: UnsafeCell<Stage<F, R>>,
@@ -49,12 +51,18 @@ pub(crate) trait Job<S: StateMachine>: Send + Sync {
     /// # Safety
     /// Only the holder of the request's ticket may call it, once.
     unsafe fn complete(&self, outcome: Result<(), EngineError>);
+
+    fn stamps(&self) -> &Stamps;
 }
 
 /// The caller's side of a request.
 pub(crate) trait Outcome<R>: Send + Sync {
     /// The result once the request completed; otherwise registers the waker.
     fn poll_take(&self, context: &mut Context<'_>) -> Poll<Result<R, EngineError>>;
+
+    /// How long it spent in each stage, once `poll_take` returned ready at `polled` (`None`
+    /// if it never ran).
+    fn stage_times(&self, polled: u64) -> Option<StageTimes>;
 }
 
 impl<S, F, R> Job<S> for Cell<F, R>
@@ -70,11 +78,13 @@ where
         let Stage::Queued(f) = stage else {
             unreachable!("a request runs once");
         };
+        self.stamps.ran();
         let result = f(tx);
         unsafe { *self.stage.get() = Stage::Ran(result) };
     }
 
     unsafe fn complete(&self, outcome: Result<(), EngineError>) {
+        self.stamps.released();
         if outcome.is_err() {
             // SAFETY: as in `run`; the caller does not read the stage before `done`.
             unsafe { *self.stage.get() = Stage::Stopped };
@@ -84,6 +94,10 @@ where
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    fn stamps(&self) -> &Stamps {
+        &self.stamps
     }
 }
 
@@ -112,6 +126,10 @@ impl<F: Send, R: Send> Outcome<R> for Cell<F, R> {
             }
         })
     }
+
+    fn stage_times(&self, polled: u64) -> Option<StageTimes> {
+        self.stamps.times(polled)
+    }
 }
 
 fn lock(waker: &Mutex<Option<Waker>>) -> std::sync::MutexGuard<'_, Option<Waker>> {
@@ -135,6 +153,11 @@ impl<S: StateMachine> Ticket<S> {
         self.ran = true;
         // SAFETY: this ticket is the only one for its request, and it has not completed.
         unsafe { self.job.run(tx) };
+    }
+
+    /// Its group's write began `at` (`stages::now`).
+    pub(crate) fn writing(&self, at: u64) {
+        self.job.stamps().writing(at);
     }
 
     /// Releases the request's result (`Ok`), or tells the caller it will never have one.
@@ -167,6 +190,7 @@ where
     R: Send + 'static,
 {
     let cell = Arc::new(Cell {
+        stamps: Stamps::submitted_now(),
         done: AtomicBool::new(false),
         waker: Mutex::new(None),
         stage: UnsafeCell::new(Stage::Queued(f)),
@@ -245,6 +269,18 @@ mod tests {
         run(&mut ticket);
         drop(ticket);
         assert_eq!(Pending::job(outcome).wait(), Err(EngineError::Stopped));
+
+        let (ticket, outcome) = new(|_: &mut Tx<'_, Book>| 4);
+        drop(ticket);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let (result, times) = runtime.block_on(Pending::job(outcome).timed());
+        assert_eq!(
+            (result, times),
+            (Err(EngineError::Stopped), None),
+            "never ran"
+        );
 
         let (mut ticket, outcome) = new(|_: &mut Tx<'_, Book>| -> u32 { panic!("a bug") });
         let panicked = catch_unwind(AssertUnwindSafe(move || run(&mut ticket)));

@@ -21,6 +21,7 @@ mod job;
 mod pending;
 mod priority;
 mod recovery;
+mod stages;
 mod stats;
 mod threads;
 
@@ -36,8 +37,9 @@ use crate::snapshot::{SnapshotInfo, SnapshotStore};
 use crate::state_machine::{StateMachine, Tx};
 use crate::wal::Wal;
 
-pub use pending::Pending;
+pub use pending::{Pending, Timed};
 pub use recovery::{recover, RecoveryError, RecoveryReport};
+pub use stages::StageTimes;
 pub use stats::{EngineStats, SYNC_BUCKETS};
 
 /// What to do when the WAL cannot append or sync.

@@ -9,6 +9,7 @@ use std::thread::Thread;
 use tokio::sync::oneshot;
 
 use super::job::Outcome;
+use super::stages::{self, StageTimes};
 use super::EngineError;
 
 /// Resolves when every event emitted by this request and every earlier one is durable.
@@ -47,6 +48,39 @@ impl<R> Pending<R> {
     pub(crate) fn waiting(receiver: oneshot::Receiver<Result<R, EngineError>>) -> Pending<R> {
         Pending {
             state: State::Waiting(receiver),
+        }
+    }
+
+    /// This future with how long the request spent in each stage (`None` for a request the
+    /// engine never ran, or a snapshot).
+    pub fn timed(self) -> Timed<R> {
+        Timed(self)
+    }
+
+    /// Ready once the request is durable; its stage times taken when `timed`.
+    fn poll_result(
+        &mut self,
+        context: &mut Context<'_>,
+        timed: bool,
+    ) -> Poll<(Result<R, EngineError>, Option<StageTimes>)> {
+        match &mut self.state {
+            State::Ready(result) => {
+                Poll::Ready((*result.take().expect("a Pending resolves once"), None))
+            }
+            State::Job(outcome) => match outcome.poll_take(context) {
+                Poll::Ready(result) => {
+                    let times = timed.then(|| outcome.stage_times(stages::now())).flatten();
+                    self.state = State::Ready(None);
+                    Poll::Ready((result, times))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+            State::Waiting(receiver) => match Pin::new(receiver).poll(context) {
+                Poll::Ready(result) => {
+                    Poll::Ready((result.unwrap_or(Err(EngineError::Stopped)), None))
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
@@ -90,20 +124,20 @@ impl<R> Future for Pending<R> {
     type Output = Result<R, EngineError>;
 
     fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        match &mut this.state {
-            State::Ready(result) => Poll::Ready(*result.take().expect("a Pending resolves once")),
-            State::Job(outcome) => match outcome.poll_take(context) {
-                Poll::Ready(result) => {
-                    this.state = State::Ready(None);
-                    Poll::Ready(result)
-                }
-                Poll::Pending => Poll::Pending,
-            },
-            State::Waiting(receiver) => match Pin::new(receiver).poll(context) {
-                Poll::Ready(result) => Poll::Ready(result.unwrap_or(Err(EngineError::Stopped))),
-                Poll::Pending => Poll::Pending,
-            },
-        }
+        self.get_mut()
+            .poll_result(context, false)
+            .map(|(result, _)| result)
+    }
+}
+
+/// A [`Pending`] that also gives its request's [`StageTimes`] ([`Pending::timed`]).
+#[must_use = "a request's result is only final once its Pending resolves"]
+pub struct Timed<R>(Pending<R>);
+
+impl<R> Future for Timed<R> {
+    type Output = (Result<R, EngineError>, Option<StageTimes>);
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        self.get_mut().0.poll_result(context, true)
     }
 }

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::job::Ticket;
 use super::priority::{Priority, SnapshotThread, StarvationWatch};
+use super::stages;
 use super::stats::SharedStats;
 use super::{EngineConfig, EngineError, Request, WalFailure};
 use crate::snapshot::{SnapshotInfo, SnapshotStore};
@@ -355,6 +356,10 @@ pub(crate) fn run_wal<S: StateMachine>(
                 completions,
             } => {
                 if !events.is_empty() {
+                    let writing = stages::now();
+                    for completion in &completions {
+                        completion.writing(writing);
+                    }
                     records.reset(first_seq);
                     for transaction in transactions(&events, &tx_ends) {
                         records.push_transaction(transaction);

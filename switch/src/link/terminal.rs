@@ -222,7 +222,11 @@ async fn answer(
     // In a block: what the engine hands back is gone before the top-up's await below, so it
     // takes no room in the future (async locals keep theirs to the end of their scope).
     let topup = {
-        let mut decided = match pending.await {
+        let (decided, stages) = pending.timed().await;
+        if let Some(stages) = &stages {
+            host.metrics.request_stages.observe(started, stages);
+        }
+        let mut decided = match decided {
             Ok(decided) => decided,
             Err(error) => {
                 warn!(%error, "engine unavailable: request not answered");
