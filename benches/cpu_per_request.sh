@@ -11,7 +11,9 @@
 # CPU read from /proc/<bursar>/task/*/stat (utime + stime), by thread kind, divided by the
 # requests bursar counted in the same window (bursar_requests_total on /metrics). Thread CPU
 # leaves out time waiting for fsync, and includes what loadgen's load makes the kernel do on
-# bursar's behalf (socket system calls). docs/BENCHMARKS.md has figures.
+# bursar's behalf (socket system calls). In brackets, the time its threads were runnable but
+# waited for a CPU (/proc/<pid>/task/*/schedstat), per request: on a machine with fewer cores
+# than busy threads, each hand-off between threads waits there. docs/BENCHMARKS.md has figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +38,7 @@ requests() { # requests answered so far, as bursar counts them
         awk '/^bursar_requests_total[{ ]/ { n += $NF } END { printf "%d\n", n }'
 }
 
-ticks() { # "<thread kind> <utime+stime ticks>" per thread of process $1
+ticks() { # "<thread kind> <utime+stime ticks> <ns runnable but waiting for a CPU>" per thread of process $1
     python3 - "$1" <<'PY'
 import glob, re, sys
 for path in glob.glob(f"/proc/{sys.argv[1]}/task/*/stat"):
@@ -44,14 +46,19 @@ for path in glob.glob(f"/proc/{sys.argv[1]}/task/*/stat"):
         stat = open(path).read()
     except OSError:
         continue  # the thread ended
+    try:
+        # ns on a CPU, ns runnable on a run queue, time slices (kernels with CONFIG_SCHED_INFO)
+        waited_ns = int(open(path[: -len("stat")] + "schedstat").read().split()[1])
+    except (OSError, IndexError, ValueError):
+        waited_ns = 0
     name = stat[stat.index("(") + 1 : stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2 :].split()
     kind = re.sub(r"[-_]?\d+$", "", name)  # sled-io-3 -> sled-io
-    print(kind, int(fields[11]) + int(fields[12]))
+    print(kind, int(fields[11]) + int(fields[12]), waited_ns)
 PY
 }
 
-printf '%-40s %10s %12s %10s  %s\n' binary req/s total_us window_req "us per request by thread kind"
+printf '%-40s %10s %12s %10s  %s\n' binary req/s total_us window_req "us per request by thread kind: CPU (waiting for a CPU)"
 for round in $(seq "$ROUNDS"); do
     for binary in "${BINARIES[@]}"; do
         BIN_SAVED=$BIN
@@ -82,11 +89,12 @@ for round in $(seq "$ROUNDS"); do
         rm -rf "$WORK/data" "$WORK/outbox"
         n=$((r1 - r0))
         awk -v n="$n" -v hz="$HZ" -v bin="$binary" -v w="$WINDOW" '
-            FNR == NR { t0[$1] += $2; next }
-            { t1[$1] += $2 }
+            FNR == NR { t0[$1] += $2; q0[$1] += $3; next }
+            { t1[$1] += $2; q1[$1] += $3 }
             END {
                 for (k in t1) { us = (t1[k] - t0[k]) * 1e6 / hz / n; if (k != "loadgen") total += us
-                    if (us >= 0.05) line = line sprintf(" %s=%.1f", k, us) }
+                    wait_us = (q1[k] - q0[k]) / 1e3 / n
+                    if (us >= 0.05) line = line sprintf(" %s=%.1f(%.1f)", k, us, wait_us) }
                 printf "%-40s %10d %12.1f %10d %s\n", bin, n / w, total, n, line
             }' "$WORK/t0" "$WORK/t1"
     done
