@@ -50,7 +50,7 @@ for path in glob.glob(f"/proc/{sys.argv[1]}/task/*/stat"):
         # ns on a CPU, ns runnable on a run queue, time slices (kernels with CONFIG_SCHED_INFO)
         waited_ns = int(open(path[: -len("stat")] + "schedstat").read().split()[1])
     except (OSError, IndexError, ValueError):
-        waited_ns = 0
+        waited_ns = -1  # unknown: printed as "?"
     name = stat[stat.index("(") + 1 : stat.rindex(")")]
     fields = stat[stat.rindex(")") + 2 :].split()
     kind = re.sub(r"[-_]?\d+$", "", name)  # sled-io-3 -> sled-io
@@ -89,12 +89,13 @@ for round in $(seq "$ROUNDS"); do
         rm -rf "$WORK/data" "$WORK/outbox"
         n=$((r1 - r0))
         awk -v n="$n" -v hz="$HZ" -v bin="$binary" -v w="$WINDOW" '
-            FNR == NR { t0[$1] += $2; q0[$1] += $3; next }
-            { t1[$1] += $2; q1[$1] += $3 }
+            FNR == NR { t0[$1] += $2; q0[$1] += $3; if ($3 < 0) unknown = 1; next }
+            { t1[$1] += $2; q1[$1] += $3; if ($3 < 0) unknown = 1 }
             END {
                 for (k in t1) { us = (t1[k] - t0[k]) * 1e6 / hz / n; if (k != "loadgen") total += us
                     wait_us = (q1[k] - q0[k]) / 1e3 / n
-                    if (us >= 0.05) line = line sprintf(" %s=%.1f(%.1f)", k, us, wait_us) }
+                    wait = unknown ? "?" : sprintf("%.1f", wait_us)
+                    if (us >= 0.05 || wait_us >= 0.05) line = line sprintf(" %s=%.1f(%s)", k, us, wait) }
                 printf "%-40s %10d %12.1f %10d %s\n", bin, n / w, total, n, line
             }' "$WORK/t0" "$WORK/t1"
     done

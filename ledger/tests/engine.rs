@@ -480,13 +480,14 @@ fn snapshots_write_each_full_history_chunk_once_and_recovery_equals_a_full_repla
     engine.shutdown();
 }
 
-/// A WAL whose every sync takes `sync_time` more: a slow disk.
-struct SlowSync {
+/// A WAL whose syncs wait for the test: each says it began, then waits to be let through.
+struct GatedSync {
     disk: SimDisk,
-    sync_time: std::time::Duration,
+    began: std::sync::mpsc::Sender<()>,
+    gate: std::sync::mpsc::Receiver<()>,
 }
 
-impl Wal for SlowSync {
+impl Wal for GatedSync {
     fn recover(
         &mut self,
         from_seq: u64,
@@ -500,7 +501,8 @@ impl Wal for SlowSync {
     }
 
     fn sync(&mut self) -> std::io::Result<()> {
-        std::thread::sleep(self.sync_time);
+        let _ = self.began.send(());
+        let _ = self.gate.recv();
         self.disk.sync()
     }
 
@@ -511,16 +513,15 @@ impl Wal for SlowSync {
 
 #[test]
 fn stage_times_show_where_a_request_waited() {
-    let sync_time = std::time::Duration::from_millis(50);
-    let wal = SlowSync {
+    use std::time::Duration;
+    let (began_tx, began) = std::sync::mpsc::channel();
+    let (gate, gate_rx) = std::sync::mpsc::channel();
+    let wal = GatedSync {
         disk: SimDisk::new(),
-        sync_time,
+        began: began_tx,
+        gate: gate_rx,
     };
     let (engine, _) = Engine::open(Box::new(wal), None, test_config(), Book::new).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
     let open_account = |tx: &mut Tx<'_, Book>| {
         let id = tx.state().next_account_id();
         tx.emit(LedgerEvent::OpenAccount {
@@ -528,32 +529,41 @@ fn stage_times_show_where_a_request_waited() {
             kind: AccountKind::CashDesk,
         });
     };
-    runtime.block_on(async {
-        // A write: its own sync is the slow part.
-        let (result, times) = engine.execute(open_account).timed().await;
-        result.unwrap();
-        let times = times.expect("a request the engine ran");
-        assert!(times.wal_write >= sync_time, "{times:?}");
-        assert!(
-            times.wal_queue < sync_time,
-            "nothing ahead of it: {times:?}"
-        );
+    let held = Duration::from_millis(30);
 
-        // A second write handed over while the first syncs waits for that sync first.
-        let first = engine.execute(open_account);
-        tokio::time::sleep(sync_time / 3).await;
-        let (result, times) = engine.execute(open_account).timed().await;
-        result.unwrap();
-        first.await.unwrap();
-        let times = times.expect("a request the engine ran");
-        assert!(times.wal_queue >= sync_time / 3, "{times:?}");
-        assert!(times.wal_write >= sync_time, "{times:?}");
+    // A write whose sync is held: the time shows in its own write.
+    let first = engine.execute(open_account).timed();
+    began.recv().unwrap();
+    // A second write, handed to the WAL thread while the first syncs: it waits for that sync.
+    let second = engine.execute(open_account).timed();
+    while engine.stats().applied_seq < 2 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(held);
+    gate.send(()).unwrap();
+    began.recv().unwrap();
+    std::thread::sleep(held);
+    gate.send(()).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let (result, times) = runtime.block_on(first);
+    result.unwrap();
+    let times = times.expect("ran and durable");
+    assert!(times.wal_write >= held, "{times:?}");
+    let (result, times) = runtime.block_on(second);
+    result.unwrap();
+    let times = times.expect("ran and durable");
+    assert!(times.wal_queue >= held, "behind the first sync: {times:?}");
+    assert!(times.wal_write >= held, "its own sync: {times:?}");
 
-        // A read with nothing pending is answered on the engine thread: no write at all.
-        let (result, times) = engine.execute(|tx| tx.state().accounts()).timed().await;
-        assert_eq!(result, Ok(3));
-        let times = times.expect("a request the engine ran");
-        assert_eq!(times.wal_write, std::time::Duration::ZERO, "{times:?}");
-        assert!(times.wal_queue < sync_time, "{times:?}");
-    });
+    // A read with nothing pending is answered by the engine thread: no hand-off, no write.
+    let (result, times) = runtime.block_on(engine.execute(|tx| tx.state().accounts()).timed());
+    assert_eq!(result, Ok(2));
+    let times = times.expect("ran");
+    assert_eq!(
+        (times.wal_queue, times.wal_write),
+        (Duration::ZERO, Duration::ZERO)
+    );
+    drop(gate);
 }

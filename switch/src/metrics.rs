@@ -50,13 +50,14 @@ fn latency_buckets() -> Vec<f64> {
 
 /// Where each request's time went, by stage: `checks` (from its frame until it was handed
 /// to the engine: parsing, MAC and PIN on the connection's thread, and its turn there), then
-/// the engine's stages (`ledger::StageTimes`): `engine_queue`, `wal_queue`, `wal_write` and
-/// `wake`. Each stage's histogram is resolved once: a request's observations look up no
+/// the engine's stages (`ledger::StageTimes`): `engine_queue`, `grouping`, `wal_queue`,
+/// `wal_write` and `wake`. Each stage's histogram is resolved once: a request's observations look up no
 /// labels.
 pub struct RequestStages {
     family: HistogramVec,
     checks: Histogram,
     engine_queue: Histogram,
+    grouping: Histogram,
     wal_queue: Histogram,
     wal_write: Histogram,
     wake: Histogram,
@@ -68,7 +69,7 @@ impl RequestStages {
             HistogramOpts::new(
                 "bursar_request_stage_seconds",
                 "Time each request spent in each stage of the host, for requests the ledger \
-                 engine ran: checks, engine_queue, wal_queue, wal_write, wake.",
+                 engine ran: checks, engine_queue, grouping, wal_queue, wal_write, wake.",
             )
             .buckets(stage_buckets()),
             &["stage"],
@@ -78,6 +79,7 @@ impl RequestStages {
         RequestStages {
             checks: stage("checks"),
             engine_queue: stage("engine_queue"),
+            grouping: stage("grouping"),
             wal_queue: stage("wal_queue"),
             wal_write: stage("wal_write"),
             wake: stage("wake"),
@@ -90,6 +92,7 @@ impl RequestStages {
         let checks = times.submitted.saturating_duration_since(frame_read);
         self.checks.observe(checks.as_secs_f64());
         self.engine_queue.observe(times.engine_queue.as_secs_f64());
+        self.grouping.observe(times.grouping.as_secs_f64());
         self.wal_queue.observe(times.wal_queue.as_secs_f64());
         self.wal_write.observe(times.wal_write.as_secs_f64());
         self.wake.observe(times.wake.as_secs_f64());

@@ -55,7 +55,14 @@ fn metrics_move_by_the_traffic_and_parse_as_prometheus_text() {
             &[("stage", stage)],
         )
     };
-    for name in ["checks", "engine_queue", "wal_queue", "wal_write", "wake"] {
+    for name in [
+        "checks",
+        "engine_queue",
+        "grouping",
+        "wal_queue",
+        "wal_write",
+        "wake",
+    ] {
         assert_eq!(
             stage(&after, "count", name) - stage(&before, "count", name),
             7.0,

@@ -155,8 +155,13 @@ impl<S: StateMachine> Ticket<S> {
         unsafe { self.job.run(tx) };
     }
 
+    /// Its group went to the WAL thread `at` (`stages::now`).
+    pub(crate) fn stamp_handed_off(&self, at: u64) {
+        self.job.stamps().handed_off(at);
+    }
+
     /// Its group's write began `at` (`stages::now`).
-    pub(crate) fn writing(&self, at: u64) {
+    pub(crate) fn stamp_writing(&self, at: u64) {
         self.job.stamps().writing(at);
     }
 

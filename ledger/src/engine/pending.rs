@@ -51,17 +51,18 @@ impl<R> Pending<R> {
         }
     }
 
-    /// This future with how long the request spent in each stage (`None` for a request the
-    /// engine never ran, or a snapshot).
+    /// This future with how long the request spent in each stage (`None` unless it completed
+    /// with a result: not for a request the engine stopped before it was durable, nor for a
+    /// snapshot).
     pub fn timed(self) -> Timed<R> {
         Timed(self)
     }
 
-    /// Ready once the request is durable; its stage times taken when `timed`.
+    /// Ready once the request is durable; its stage times taken if `with_times`.
     fn poll_result(
         &mut self,
         context: &mut Context<'_>,
-        timed: bool,
+        with_times: bool,
     ) -> Poll<(Result<R, EngineError>, Option<StageTimes>)> {
         match &mut self.state {
             State::Ready(result) => {
@@ -69,7 +70,9 @@ impl<R> Pending<R> {
             }
             State::Job(outcome) => match outcome.poll_take(context) {
                 Poll::Ready(result) => {
-                    let times = timed.then(|| outcome.stage_times(stages::now())).flatten();
+                    let times = (with_times && result.is_ok())
+                        .then(|| outcome.stage_times(stages::now()))
+                        .flatten();
                     self.state = State::Ready(None);
                     Poll::Ready((result, times))
                 }

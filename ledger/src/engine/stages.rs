@@ -1,8 +1,8 @@
 //! When a request passed each of the engine's stages, so that a slow answer says where it
-//! waited: the engine's queue (the engine thread is busy), the WAL's queue (the sync before
-//! its group), its own write and sync (the disk), or the caller's wake-up (the caller's
-//! threads are busy). Each is a different fix; only the request's own timestamps tell them
-//! apart.
+//! waited: the engine's queue and its group (the engine thread is busy or waiting for a
+//! core), the WAL's queue (the sync before its group), its own write and sync (the disk), or
+//! the caller's wake-up (the caller's threads are busy). Each is a different fix; only the
+//! request's own timestamps tell them apart.
 //!
 //! A stamp is one relaxed store of nanoseconds since the process's first stamp, made by the
 //! thread that holds the request at that moment; the caller reads them only after the
@@ -36,6 +36,7 @@ fn instant_of(stamp: u64) -> Instant {
 pub(crate) struct Stamps {
     submitted: AtomicU64,
     ran: AtomicU64,
+    handed_off: AtomicU64,
     writing: AtomicU64,
     released: AtomicU64,
 }
@@ -49,6 +50,12 @@ impl Stamps {
 
     pub(crate) fn ran(&self) {
         self.ran.store(now(), Relaxed);
+    }
+
+    /// The engine thread handed the request's group to the WAL thread (one `now` for the
+    /// whole group).
+    pub(crate) fn handed_off(&self, at: u64) {
+        self.handed_off.store(at, Relaxed);
     }
 
     /// The WAL thread began writing the request's group (one `now` for the whole group).
@@ -69,17 +76,21 @@ impl Stamps {
         if ran == 0 || released == 0 {
             return None;
         }
-        // A group of read-only requests writes nothing: their time before release counts as
-        // waiting for the WAL (for the sync of what they read, or for nothing).
-        let writing = match self.writing.load(Relaxed) {
+        // A stage not passed takes no time: read-only requests with nothing pending are
+        // released by the engine thread (no hand-off), and a group of read-only requests
+        // behind a pending one is released by the WAL thread without a write.
+        let or_released = |stamp: &AtomicU64| match stamp.load(Relaxed) {
             0 => released,
             at => at,
         };
+        let handed_off = or_released(&self.handed_off);
+        let writing = or_released(&self.writing);
         let between = |from: u64, to: u64| Duration::from_nanos(to.saturating_sub(from));
         Some(StageTimes {
             submitted: instant_of(submitted),
             engine_queue: between(submitted, ran),
-            wal_queue: between(ran, writing),
+            grouping: between(ran, handed_off),
+            wal_queue: between(handed_off, writing),
             wal_write: between(writing, released),
             wake: between(released, polled),
         })
@@ -87,7 +98,7 @@ impl Stamps {
 }
 
 /// How long one request spent in each stage between [`Engine::execute`] and its caller
-/// seeing the result; the four add up to that whole time.
+/// seeing the result; they add up to that whole time.
 ///
 /// [`Engine::execute`]: super::Engine::execute
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -96,9 +107,11 @@ pub struct StageTimes {
     pub submitted: Instant,
     /// Until the engine thread ran it: the requests queued before it.
     pub engine_queue: Duration,
-    /// Until the WAL thread began writing its group: the rest of the group, and the write
-    /// and sync of the group before it. For a request whose group wrote nothing (read-only
-    /// requests), until it was answered.
+    /// Until the engine thread handed its group to the WAL thread: its own run and the rest
+    /// of its group. For a read answered on the engine thread, until it was answered.
+    pub grouping: Duration,
+    /// Until the WAL thread began writing its group: the write and sync of the group before
+    /// it. For a group that wrote nothing (reads behind a pending group), until answered.
     pub wal_queue: Duration,
     /// Its group's write and sync (zero when the group wrote nothing).
     pub wal_write: Duration,
@@ -116,21 +129,25 @@ mod tests {
         std::thread::sleep(Duration::from_millis(3));
         stamps.ran();
         std::thread::sleep(Duration::from_millis(3));
+        stamps.handed_off(now());
+        std::thread::sleep(Duration::from_millis(3));
         stamps.writing(now());
         std::thread::sleep(Duration::from_millis(3));
         stamps.released();
         std::thread::sleep(Duration::from_millis(3));
         let polled = now();
         let times = stamps.times(polled).expect("ran");
-        for stage in [
+        let stages = [
             times.engine_queue,
+            times.grouping,
             times.wal_queue,
             times.wal_write,
             times.wake,
-        ] {
+        ];
+        for stage in stages {
             assert!(stage >= Duration::from_millis(3), "{times:?}");
         }
-        let whole = times.engine_queue + times.wal_queue + times.wal_write + times.wake;
+        let whole: Duration = stages.iter().sum();
         assert_eq!(
             whole,
             Duration::from_nanos(polled - stamp_of(times.submitted))
@@ -145,9 +162,23 @@ mod tests {
     }
 
     #[test]
-    fn without_a_write_the_wait_before_release_is_the_wal_queue() {
+    fn stages_not_passed_take_no_time() {
+        // Released by the engine thread: no hand-off, no write.
         let stamps = Stamps::submitted_now();
         stamps.ran();
+        std::thread::sleep(Duration::from_millis(2));
+        stamps.released();
+        let times = stamps.times(now()).expect("ran");
+        assert_eq!(
+            (times.wal_queue, times.wal_write),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        assert!(times.grouping >= Duration::from_millis(2), "{times:?}");
+
+        // Handed off in a group that wrote nothing: released after the sync before it.
+        let stamps = Stamps::submitted_now();
+        stamps.ran();
+        stamps.handed_off(now());
         std::thread::sleep(Duration::from_millis(2));
         stamps.released();
         let times = stamps.times(now()).expect("ran");

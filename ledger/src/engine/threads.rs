@@ -202,6 +202,11 @@ impl<S: StateMachine> EngineLoop<S> {
         let events = std::mem::replace(&mut self.events, Vec::with_capacity(room.0));
         let tx_ends = std::mem::replace(&mut self.tx_ends, Vec::with_capacity(room.1));
         let completions = std::mem::replace(&mut self.completions, Vec::with_capacity(room.2));
+        // Taken to be sent at once (the callers do): the group's hand-off.
+        let handed_off = stages::now();
+        for completion in &completions {
+            completion.stamp_handed_off(handed_off);
+        }
         let records = tx_ends.len() as u64;
         self.next_seq += records;
         self.records_since_snapshot += records;
@@ -358,7 +363,7 @@ pub(crate) fn run_wal<S: StateMachine>(
                 if !events.is_empty() {
                     let writing = stages::now();
                     for completion in &completions {
-                        completion.writing(writing);
+                        completion.stamp_writing(writing);
                     }
                     records.reset(first_seq);
                     for transaction in transactions(&events, &tx_ends) {

@@ -222,9 +222,9 @@ async fn answer(
     // In a block: what the engine hands back is gone before the top-up's await below, so it
     // takes no room in the future (async locals keep theirs to the end of their scope).
     let topup = {
-        let (decided, stages) = pending.timed().await;
-        if let Some(stages) = &stages {
-            host.metrics.request_stages.observe(started, stages);
+        let (decided, times) = pending.timed().await;
+        if let Some(times) = &times {
+            host.metrics.request_stages.observe(started, times);
         }
         let mut decided = match decided {
             Ok(decided) => decided,
