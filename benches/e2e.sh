@@ -40,7 +40,9 @@ stop_host
 start_bursar "${BURSAR_TOML:-}"
 loadgen bursar_peak "${BURSAR[@]}" --depth "$DEPTH"
 HALF=$(field bursar_peak '.throughput_per_s / 2 | floor')
+curl -sf "http://$ADMIN_ADDR/metrics" >"$OUT/bursar_half.metrics.before"
 loadgen bursar_half "${BURSAR[@]}" --rate "$HALF"
+curl -sf "http://$ADMIN_ADDR/metrics" >"$OUT/bursar_half.metrics.after"
 stop_host
 
 # 3. The echo host at that same rate: what the machine and loadgen add at that load.
@@ -53,6 +55,19 @@ BURSAR_TPS=$(field bursar_peak '.throughput_per_s | floor')
 RATIO=$(jq -n "$BURSAR_TPS * 100 / $ECHO_TPS | floor")
 P99_HALF_US=$(field bursar_half '.latency_us.p99')
 P99_ECHO_HALF_US=$(field echo_half '.latency_us.p99')
+# Mean time per stage of bursar's requests in the open loop (bursar_request_stage_seconds, in
+# the order a request passes them; docs/BENCHMARKS.md says what each is).
+STAGES_HALF=$(awk '
+    /^bursar_request_stage_seconds_(sum|count)\{/ {
+        match($0, /stage="[a-z_]+"/); stage = substr($0, RSTART + 7, RLENGTH - 8)
+        kind = ($0 ~ /_sum\{/) ? "sum" : "count"
+        if (FILENAME ~ /before$/) v[stage, kind] -= $2; else v[stage, kind] += $2
+    }
+    END {
+        n = split("checks engine_queue grouping wal_queue wal_write wake", order, " ")
+        for (i = 1; i <= n; i++) { s = order[i]; c = v[s, "count"]
+            if (c > 0) printf "%s%s %d us", (i > 1 ? ", " : ""), s, v[s, "sum"] / c * 1e6 }
+    }' "$OUT/bursar_half.metrics.before" "$OUT/bursar_half.metrics.after")
 cat <<REPORT
 
 machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)
@@ -60,6 +75,7 @@ settings: $TERMINALS terminals, depth $DEPTH, $DURATION per run, mix $MIX
 echo host:  $ECHO_TPS requests/s
 bursar:     $BURSAR_TPS requests/s = $RATIO % of the echo host (target >= 50 %)
 open loop at $HALF/s (half of bursar's peak): bursar p99 $P99_HALF_US us (target <= 5000 us), echo host p99 $P99_ECHO_HALF_US us
+  bursar's mean time per stage there: $STAGES_HALF
 reports: $OUT/{echo_peak,bursar_peak,bursar_half,echo_half}.json
 REPORT
 missed=0
