@@ -2,7 +2,7 @@
 //! a write copies the one shard it touches while a clone still shares it.
 //!
 //! For the large maps of a state machine whose snapshot the engine thread takes between two
-//! groups (the switch's cards and the answers kept for retransmission): the snapshot costs
+//! groups (the switch's cards): the snapshot costs
 //! a few hundred pointer copies instead of a copy of every entry while no request is decided,
 //! and the copying is spread over the writes that follow, one shard at a time. Keys are
 //! hashed with a randomly seeded [`FastHasher`](crate::hash::FastHasher) (some are chosen by

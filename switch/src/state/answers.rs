@@ -3,10 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use ledger::cow_map::CowMap;
 use ledger::cow_vec::CowVec;
 use ledger::transfer::BusinessDay;
 
+use super::answer_index::AnswerIndex;
 use super::ids::TerminalId;
 
 /// F41 + F11 + F7: what identifies a request for retransmission (PROTOCOL.md 3.7).
@@ -48,17 +48,16 @@ pub struct Answers {
     /// Only pushed to, or rebuilt whole (`keep_from_day`): a full chunk never changes, so a
     /// snapshot writes it to a chunk file once (`ledger::snapshot::chunks`).
     log: CowVec<Answer>,
-    /// Position in `log` of each key's latest answer. Sharded (`CowMap`) so that growing it
-    /// rehashes one small shard at a time, never the whole index while requests wait.
-    by_key: CowMap<RequestKey, u32>,
+    /// Position in `log` of each key's latest answer.
+    by_key: AnswerIndex,
 }
 
 impl Answers {
     /// Rebuilds the index of a log (a snapshot's): a later answer to a key replaces an earlier one.
     pub fn from_log(log: CowVec<Answer>) -> Answers {
-        let mut by_key = CowMap::new();
+        let mut by_key = AnswerIndex::default();
         for (at, answer) in log.iter().enumerate() {
-            by_key.insert(answer.key, position(at));
+            by_key.set(&answer.key, position(at), key_in(&log));
         }
         Answers { log, by_key }
     }
@@ -69,7 +68,7 @@ impl Answers {
     }
 
     pub fn get(&self, key: &RequestKey) -> Option<&Answer> {
-        let at = *self.by_key.get(key)?;
+        let at = self.by_key.get(key, key_in(&self.log))?;
         self.log.get(at as usize)
     }
 
@@ -79,27 +78,36 @@ impl Answers {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
+        self.by_key.len() == 0
     }
 
     pub fn insert(&mut self, answer: Answer) {
-        self.by_key.insert(answer.key, position(self.log.len()));
+        // In the log first: the index may read the key back at its position.
+        let at = position(self.log.len());
         self.log.push(answer);
+        self.by_key.set(&answer.key, at, key_in(&self.log));
     }
 
     /// Keeps the latest answer of each key given on `keep_from` or later; drops the rest and
     /// the answers later ones replaced. Once a day: it rewrites the whole log.
     pub fn keep_from_day(&mut self, keep_from: BusinessDay) {
-        let latest = self
-            .log
-            .iter()
-            .enumerate()
-            .filter(|(at, answer)| self.by_key.get(&answer.key) == Some(&position(*at)));
+        let latest = self.log.iter().enumerate().filter(|(at, answer)| {
+            self.by_key.get(&answer.key, key_in(&self.log)) == Some(position(*at))
+        });
         let kept: CowVec<Answer> = latest
             .map(|(_, answer)| *answer)
             .filter(|answer| answer.day >= keep_from)
             .collect();
         *self = Answers::from_log(kept);
+    }
+}
+
+/// Reads the key of the answer at a position of `log`, for the index to confirm a match.
+fn key_in(log: &CowVec<Answer>) -> impl Fn(u32) -> RequestKey + '_ {
+    |at| {
+        log.get(at as usize)
+            .expect("the index names answers in the log")
+            .key
     }
 }
 

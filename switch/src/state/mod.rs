@@ -2,6 +2,7 @@
 //! [`HostEvent`]s. Requests decide against it (in `authorize` and `admin`) and emit events;
 //! the ledger engine logs the events and replays them after a crash through [`HostState::apply`].
 
+mod answer_index;
 pub mod answers;
 pub mod audit;
 pub mod bank;

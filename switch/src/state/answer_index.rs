@@ -1,0 +1,234 @@
+//! The answers' index by request key: the position in the answers' log of each key's latest
+//! answer. Every financial request probes it (a retransmission?) and then adds its own key,
+//! at a random place in a table of millions of entries, on the engine thread: its cache
+//! misses were a quarter of that thread's time with a `HashMap<RequestKey, u32>` (a probe of
+//! the control bytes, then a write to the 32-byte bucket on another line).
+//!
+//! Hence open addressing with linear probing over 16-byte slots (four to a cache line) that
+//! hold the key's 64-bit hash and the position: a probe for a new key and its insertion touch
+//! the same line. The key itself is not stored: a slot whose hash matches is confirmed against
+//! the answer in the log (`key_at`). Keys are chosen by terminals, so the hash is seeded at
+//! random (`SeededState`). The table is 256 shards (the hash's top byte picks one), each grown
+//! on its own: growing rehashes a 256th of the index while requests wait, never all of it.
+
+use std::hash::BuildHasher;
+
+use ledger::hash::SeededState;
+
+use super::answers::RequestKey;
+
+const SHARDS: usize = 256;
+/// At most 5/8 of a shard's slots are used, so that a probe rarely leaves its cache line.
+const LOAD_NUMERATOR: usize = 5;
+const LOAD_DENOMINATOR: usize = 8;
+const SHARD_SLOTS_MIN: usize = 16;
+
+#[derive(Copy, Clone, Default)]
+#[repr(C, align(16))]
+struct Slot {
+    hash: u64,
+    /// The position plus one; 0 in an empty slot.
+    position_plus_one: u32,
+}
+
+impl Slot {
+    fn is_empty(self) -> bool {
+        self.position_plus_one == 0
+    }
+
+    fn position(self) -> u32 {
+        self.position_plus_one - 1
+    }
+}
+
+#[derive(Clone)]
+pub struct AnswerIndex {
+    /// Each a power of two long.
+    shards: Vec<Vec<Slot>>,
+    used: Vec<usize>,
+    hasher: SeededState,
+    len: usize,
+}
+
+impl Default for AnswerIndex {
+    fn default() -> Self {
+        AnswerIndex {
+            shards: vec![vec![Slot::default(); SHARD_SLOTS_MIN]; SHARDS],
+            used: vec![0; SHARDS],
+            hasher: SeededState::default(),
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Debug for AnswerIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnswerIndex")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a probe for a key ended: at its slot, or at the empty slot it would take.
+enum Probe {
+    Found(usize),
+    Vacant(usize),
+}
+
+impl AnswerIndex {
+    /// Keys indexed, each once.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The position of `key`'s latest answer; `key_at` reads the key of the answer at a
+    /// position of the log.
+    pub fn get(&self, key: &RequestKey, key_at: impl Fn(u32) -> RequestKey) -> Option<u32> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.shards[shard_of(hash)];
+        match probe(slots, hash, key, key_at) {
+            Probe::Found(at) => Some(slots[at].position()),
+            Probe::Vacant(_) => None,
+        }
+    }
+
+    /// Points `key` at `position`: a new entry, or the key's earlier answer replaced.
+    pub fn set(&mut self, key: &RequestKey, position: u32, key_at: impl Fn(u32) -> RequestKey) {
+        let hash = self.hasher.hash_one(key);
+        let shard = shard_of(hash);
+        let slot = Slot {
+            hash,
+            position_plus_one: position.checked_add(1).expect("a position under 2^32 - 1"),
+        };
+        match probe(&self.shards[shard], hash, key, key_at) {
+            Probe::Found(at) => self.shards[shard][at] = slot,
+            Probe::Vacant(at) => {
+                let slots = &mut self.shards[shard];
+                if (self.used[shard] + 1) * LOAD_DENOMINATOR > slots.len() * LOAD_NUMERATOR {
+                    grow(slots);
+                    place(slots, slot);
+                } else {
+                    slots[at] = slot;
+                }
+                self.used[shard] += 1;
+                self.len += 1;
+            }
+        }
+    }
+}
+
+fn shard_of(hash: u64) -> usize {
+    // The top byte: the slot within the shard is taken from the low bits.
+    (hash >> 56) as usize % SHARDS
+}
+
+fn home(hash: u64, len: usize) -> usize {
+    debug_assert!(len.is_power_of_two());
+    hash as usize & (len - 1)
+}
+
+/// Linear probing from the key's home slot until its slot or an empty one (a shard is never
+/// full: at most 5/8 used).
+fn probe(slots: &[Slot], hash: u64, key: &RequestKey, key_at: impl Fn(u32) -> RequestKey) -> Probe {
+    let mut at = home(hash, slots.len());
+    loop {
+        let slot = slots[at];
+        if slot.is_empty() {
+            return Probe::Vacant(at);
+        }
+        if slot.hash == hash && key_at(slot.position()) == *key {
+            return Probe::Found(at);
+        }
+        at = (at + 1) & (slots.len() - 1);
+    }
+}
+
+/// Doubles a shard, placing its entries again by their hashes (no key is read).
+fn grow(slots: &mut Vec<Slot>) {
+    let old = std::mem::replace(slots, vec![Slot::default(); slots.len() * 2]);
+    for slot in old.into_iter().filter(|slot| !slot.is_empty()) {
+        place(slots, slot);
+    }
+}
+
+/// Puts an entry known to be absent in the first empty slot from its home.
+fn place(slots: &mut [Slot], slot: Slot) {
+    let mut at = home(slot.hash, slots.len());
+    while !slots[at].is_empty() {
+        at = (at + 1) & (slots.len() - 1);
+    }
+    slots[at] = slot;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::ids::TerminalId;
+
+    fn key(n: u32) -> RequestKey {
+        RequestKey {
+            terminal: TerminalId::parse(&format!("T{:07}", n % 1000)).expect("terminal id"),
+            stan: n,
+            transmitted: *b"1207031500",
+        }
+    }
+
+    #[test]
+    fn finds_every_key_and_no_other_across_growth() {
+        // The log: position p holds key(p).
+        let key_at = |position: u32| key(position);
+        let mut index = AnswerIndex::default();
+        for n in 0..100_000 {
+            assert_eq!(index.get(&key(n), key_at), None);
+            index.set(&key(n), n, key_at);
+        }
+        assert_eq!(index.len(), 100_000);
+        for n in 0..100_000 {
+            assert_eq!(index.get(&key(n), key_at), Some(n));
+        }
+        assert_eq!(index.get(&key(100_000), key_at), None);
+        for (shard, used) in index.shards.iter().zip(&index.used) {
+            assert!(used * LOAD_DENOMINATOR <= shard.len() * LOAD_NUMERATOR);
+        }
+    }
+
+    #[test]
+    fn a_later_position_replaces_the_earlier_one() {
+        // Positions 0..10 hold keys 0..10, positions 10..20 the same keys again.
+        let key_at = |position: u32| key(position % 10);
+        let mut index = AnswerIndex::default();
+        for position in 0..20 {
+            index.set(&key(position % 10), position, key_at);
+        }
+        assert_eq!(index.len(), 10, "each key counted once");
+        for n in 0..10 {
+            assert_eq!(index.get(&key(n), key_at), Some(n + 10));
+        }
+    }
+
+    #[test]
+    fn equal_hashes_are_told_apart_by_the_key_in_the_log() {
+        // Two keys forced into the same slot with the same hash: only the log can tell them
+        // apart, as it does for a real 64-bit collision.
+        let mut slots = vec![Slot::default(); SHARD_SLOTS_MIN];
+        let (first, second) = (key(1), key(2));
+        let key_at = |position: u32| if position == 0 { first } else { second };
+        for (position, key) in [(0, &first), (1, &second)] {
+            match probe(&slots, 7, key, key_at) {
+                Probe::Vacant(at) => {
+                    slots[at] = Slot {
+                        hash: 7,
+                        position_plus_one: position + 1,
+                    }
+                }
+                Probe::Found(_) => panic!("a new key found"),
+            }
+        }
+        for (position, key) in [(0, &first), (1, &second)] {
+            match probe(&slots, 7, key, key_at) {
+                Probe::Found(at) => assert_eq!(slots[at].position(), position),
+                Probe::Vacant(_) => panic!("an indexed key not found"),
+            }
+        }
+    }
+}
