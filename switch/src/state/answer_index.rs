@@ -6,7 +6,7 @@
 //!
 //! Hence open addressing with linear probing over 16-byte slots (four to a cache line) that
 //! hold the key's 64-bit hash and the position: a probe for a new key and its insertion touch
-//! the same line. The key itself is not stored: a slot whose hash matches is confirmed against
+//! the same line or two. The key itself is not stored: a slot whose hash matches is confirmed against
 //! the answer in the log (`key_at`). Keys are chosen by terminals, so the hash is seeded at
 //! random (`SeededState`). The table is 256 shards (the hash's top byte picks one), each grown
 //! on its own: growing rehashes a 256th of the index while requests wait, never all of it.
@@ -18,7 +18,7 @@ use ledger::hash::SeededState;
 use super::answers::RequestKey;
 
 const SHARDS: usize = 256;
-/// At most 5/8 of a shard's slots are used, so that a probe rarely leaves its cache line.
+/// At most 5/8 of a shard's slots are used: a probe for a missing key reads about four slots.
 const LOAD_NUMERATOR: usize = 5;
 const LOAD_DENOMINATOR: usize = 8;
 const SHARD_SLOTS_MIN: usize = 16;
@@ -41,6 +41,8 @@ impl Slot {
     }
 }
 
+/// A clone copies every slot (the `CowMap` it replaced shared them): nothing on the request
+/// path clones it, and a snapshot leaves it out (restore rebuilds it from the log).
 #[derive(Clone)]
 pub struct AnswerIndex {
     /// Each a power of two long.
@@ -76,6 +78,20 @@ enum Probe {
 }
 
 impl AnswerIndex {
+    /// An empty index with room for `keys` without growing (a rebuild from a log).
+    pub fn with_capacity(keys: usize) -> AnswerIndex {
+        // A quarter more than the mean: the hash spreads keys over the shards unevenly.
+        let per_shard = keys.div_ceil(SHARDS) * 5 / 4 + 8;
+        let slots = (per_shard * LOAD_DENOMINATOR)
+            .div_ceil(LOAD_NUMERATOR)
+            .next_power_of_two()
+            .max(SHARD_SLOTS_MIN);
+        AnswerIndex {
+            shards: vec![vec![Slot::default(); slots]; SHARDS],
+            ..AnswerIndex::default()
+        }
+    }
+
     /// Keys indexed, each once.
     pub fn len(&self) -> usize {
         self.len
@@ -193,17 +209,30 @@ mod tests {
     }
 
     #[test]
-    fn a_later_position_replaces_the_earlier_one() {
-        // Positions 0..10 hold keys 0..10, positions 10..20 the same keys again.
-        let key_at = |position: u32| key(position % 10);
+    fn a_later_position_replaces_the_earlier_one_after_growth_too() {
+        // Positions 0..KEYS hold keys 0..KEYS, the next KEYS positions the same keys again.
+        const KEYS: u32 = 20_000;
+        let key_at = |position: u32| key(position % KEYS);
         let mut index = AnswerIndex::default();
-        for position in 0..20 {
-            index.set(&key(position % 10), position, key_at);
+        for position in 0..2 * KEYS {
+            index.set(&key(position % KEYS), position, key_at);
         }
-        assert_eq!(index.len(), 10, "each key counted once");
-        for n in 0..10 {
-            assert_eq!(index.get(&key(n), key_at), Some(n + 10));
+        assert_eq!(index.len(), KEYS as usize, "each key counted once");
+        for n in 0..KEYS {
+            assert_eq!(index.get(&key(n), key_at), Some(n + KEYS));
         }
+    }
+
+    #[test]
+    fn an_index_sized_for_its_keys_does_not_grow() {
+        let key_at = |position: u32| key(position);
+        let mut index = AnswerIndex::with_capacity(50_000);
+        let lens: Vec<usize> = index.shards.iter().map(Vec::len).collect();
+        for n in 0..50_000 {
+            index.set(&key(n), n, key_at);
+        }
+        assert_eq!(index.shards.iter().map(Vec::len).collect::<Vec<_>>(), lens);
+        assert_eq!(index.get(&key(49_999), key_at), Some(49_999));
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub struct Answers {
 impl Answers {
     /// Rebuilds the index of a log (a snapshot's): a later answer to a key replaces an earlier one.
     pub fn from_log(log: CowVec<Answer>) -> Answers {
-        let mut by_key = AnswerIndex::default();
+        let mut by_key = AnswerIndex::with_capacity(log.len());
         for (at, answer) in log.iter().enumerate() {
             by_key.set(&answer.key, position(at), key_in(&log));
         }
@@ -82,9 +82,9 @@ impl Answers {
     }
 
     pub fn insert(&mut self, answer: Answer) {
-        // In the log first: the index may read the key back at its position.
         let at = position(self.log.len());
         self.log.push(answer);
+        // Reads the keys of earlier answers whose hash matches, to tell them apart.
         self.by_key.set(&answer.key, at, key_in(&self.log));
     }
 
@@ -112,7 +112,11 @@ fn key_in(log: &CowVec<Answer>) -> impl Fn(u32) -> RequestKey + '_ {
 }
 
 fn position(at: usize) -> u32 {
-    u32::try_from(at).expect("fewer than 2^32 answers kept (they are dropped each day)")
+    // Below u32::MAX: the index stores the position plus one.
+    u32::try_from(at)
+        .ok()
+        .filter(|at| *at < u32::MAX)
+        .expect("fewer than 2^32 - 1 answers kept (they are dropped each day)")
 }
 
 #[cfg(test)]
