@@ -51,8 +51,8 @@ fn latency_buckets() -> Vec<f64> {
 /// Where each request's time went, by stage: `checks` (from its frame until it was handed
 /// to the engine: parsing, MAC and PIN on the connection's thread, and its turn there), then
 /// the engine's stages (`ledger::StageTimes`): `engine_queue`, `grouping`, `wal_queue`,
-/// `wal_write` and `wake`. Each stage's histogram is resolved once: a request's observations look up no
-/// labels.
+/// `wal_write` and `wake`. Each stage's histogram is resolved once: a request's observations
+/// look up no labels.
 pub struct RequestStages {
     family: HistogramVec,
     checks: Histogram,
