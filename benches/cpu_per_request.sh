@@ -38,7 +38,9 @@ requests() { # requests answered so far, as bursar counts them
         awk '/^bursar_requests_total[{ ]/ { n += $NF } END { printf "%d\n", n }'
 }
 
-ticks() { # "<thread kind> <utime+stime ticks> <ns runnable but waiting for a CPU>" per thread of process $1
+# ticks PID: per thread of process PID, "<thread kind> <utime+stime ticks> <ns runnable but
+# waiting for a CPU>"
+ticks() {
     python3 - "$1" <<'PY'
 import glob, re, sys
 for path in glob.glob(f"/proc/{sys.argv[1]}/task/*/stat"):

@@ -6,9 +6,9 @@
 //!
 //! Hence open addressing with linear probing over 16-byte slots (four to a cache line) that
 //! hold the key's 64-bit hash and the position: a probe for a new key and its insertion touch
-//! the same line or two. The key itself is not stored: a slot whose hash matches is confirmed against
-//! the answer in the log (`key_at`). Keys are chosen by terminals, so the hash is seeded at
-//! random (`SeededState`). The table is 256 shards (the hash's top byte picks one), each grown
+//! the same line or two. The key itself is not stored: a slot whose hash matches is confirmed
+//! against the answer in the log (`key_at`). Keys are chosen by terminals, so the hash is
+//! seeded at random (`SeededState`). The table is 256 shards (the hash's top byte picks one), each grown
 //! on its own: growing rehashes a 256th of the index while requests wait, never all of it.
 
 use std::hash::BuildHasher;
