@@ -22,12 +22,21 @@ CARDS=${CARDS:-1024}
 source benches/common.sh
 build release
 
-loadgen() { # loadgen NAME ARGS...: one run, its report kept as $OUT/NAME.json
-    local name=$1
+cpu_ticks() { # the whole machine's busy and total CPU ticks so far (/proc/stat)
+    awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8 + $9; print busy, busy + $5 + $6; exit }' /proc/stat
+}
+
+# loadgen NAME ARGS...: one run; its report is kept as $OUT/NAME.json, and how busy the
+# machine's CPUs were meanwhile (loadgen included, in %) as $OUT/NAME.busy.
+loadgen() {
+    local name=$1 busy0 total0 busy1 total1
     shift
     echo "== $name" >&2
+    read -r busy0 total0 < <(cpu_ticks)
     "$BIN/loadgen" run --terminals "$TERMINALS" --cards "$CARDS" --mix "$MIX" --duration "$DURATION" \
         --json "$@" >"$OUT/$name.json"
+    read -r busy1 total1 < <(cpu_ticks)
+    echo $((100 * (busy1 - busy0) / (total1 - total0 > 0 ? total1 - total0 : 1))) >"$OUT/$name.busy"
     jq -r '"   \(.answered) answered, \(.throughput_per_s | floor)/s, p50 \(.latency_us.p50) us, p99 \(.latency_us.p99) us, p99.9 \(.latency_us.p99_9) us, max \(.latency_us.max) us; codes \(.codes | tostring); errors \(.errors | tostring)"' "$OUT/$name.json" >&2
 }
 
@@ -75,6 +84,7 @@ settings: $TERMINALS terminals, depth $DEPTH, $DURATION per run, mix $MIX
 echo host:  $ECHO_TPS requests/s
 bursar:     $BURSAR_TPS requests/s = $RATIO % of the echo host (target >= 50 %)
 open loop at $HALF/s (half of bursar's peak): bursar p99 $P99_HALF_US us (target <= 5000 us), echo host p99 $P99_ECHO_HALF_US us
+  the $(nproc) CPUs busy there (loadgen included): $(cat "$OUT/bursar_half.busy") % with bursar, $(cat "$OUT/echo_half.busy") % with the echo host
   bursar's mean time per stage there: $STAGES_HALF
 reports: $OUT/{echo_peak,bursar_peak,bursar_half,echo_half}.json
 REPORT
