@@ -1,9 +1,10 @@
-//! The host state's snapshot: taken without copying (cards, answers and the audit trail are
-//! copy-on-write), it keeps the state as of the moment it was taken while the state changes,
+//! The host state's snapshot: taken without copying (cards, answers, refunded amounts and the
+//! audit trail are copy-on-write), it keeps the state as of the moment it was taken while the state changes,
 //! and it round-trips through the snapshot encoding to an equal state.
 
+use ledger::cow_map::CowMap;
 use ledger::state_machine::StateMachine;
-use ledger::transfer::BusinessDay;
+use ledger::transfer::{BusinessDay, TransferId};
 use switch::config::Config;
 use switch::policy::Policy;
 use switch::state::answers::{Answer, Reply, RequestKey};
@@ -88,4 +89,50 @@ fn a_snapshot_of_another_layout_is_refused_not_misread() {
     // The layout that carried the history and the answers whole, before chunk files.
     retagged[..8].copy_from_slice(b"HOSTSN02");
     assert!(postcard::from_bytes::<HostSnapshot>(&retagged).is_err());
+}
+
+#[test]
+fn refunded_amounts_are_shared_by_the_snapshot_and_keep_its_moment() {
+    let mut state = seeded();
+    state.refunded_minor.insert(TransferId(7), 500);
+    let snapshot = state.snapshot();
+    *state
+        .refunded_minor
+        .get_mut(&TransferId(7))
+        .expect("refunded") += 100;
+    state.refunded_minor.insert(TransferId(8), 50);
+
+    let bytes = postcard::to_stdvec(&snapshot).expect("encodes");
+    let restored = HostState::restore(postcard::from_bytes(&bytes).expect("decodes"));
+    assert_eq!(restored.refunded_minor.get(&TransferId(7)), Some(&500));
+    assert_eq!(restored.refunded_minor.get(&TransferId(8)), None);
+    assert_eq!(state.refunded_minor.get(&TransferId(7)), Some(&600));
+}
+
+/// Before it was shared, the snapshot carried the refunded amounts as a list of pairs:
+/// postcard writes that list and the map alike, so a snapshot written by an earlier build
+/// reads the same, and an earlier build could read one written now.
+#[test]
+fn refunded_amounts_encode_as_the_list_of_pairs_they_were() {
+    let mut pairs: Vec<(TransferId, u64)> = (1..=500u64)
+        .map(|n| (TransferId((u128::from(n) << 64) | 3), n * 100))
+        .collect();
+    let as_list = postcard::to_stdvec(&pairs).expect("encodes");
+    let map: CowMap<TransferId, u64> = postcard::from_bytes(&as_list).expect("reads a list");
+    assert_eq!(map.len(), pairs.len());
+    for (id, amount) in &pairs {
+        assert_eq!(map.get(id), Some(amount));
+    }
+
+    let as_map = postcard::to_stdvec(&map).expect("encodes");
+    assert_eq!(
+        as_map.len(),
+        as_list.len(),
+        "the same bytes, in another order"
+    );
+    let mut read_back: Vec<(TransferId, u64)> =
+        postcard::from_bytes(&as_map).expect("a list reads the map");
+    read_back.sort();
+    pairs.sort();
+    assert_eq!(read_back, pairs);
 }
