@@ -139,7 +139,7 @@ pub struct HostState {
     pub blacklist: Blacklist,
     pub answers: Answers,
     /// Sum refunded so far against each purchase. Copy-on-write like the cards: it grows
-    /// with every refund, and a snapshot that copied it stalled the engine thread (14-18 ms
+    /// with every refund, and a snapshot that copied it stalled the engine thread (3-18 ms
     /// at 3 million requests, most of it the kernel handing over fresh pages).
     pub refunded_minor: CowMap<TransferId, u64>,
     /// Next retrieval reference number: one more than the highest ever logged.
