@@ -12,14 +12,17 @@ use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::snapshot::SharedLog;
+use crate::warm_chunks::WarmChunks;
 
 /// Elements per chunk.
 pub const COW_CHUNK_LEN: usize = 4096;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct CowVec<T> {
     chunks: Vec<Arc<Vec<T>>>,
     len: usize,
+    /// New chunks, their pages already touched off the engine thread.
+    fresh: WarmChunks<T>,
 }
 
 impl<T> Default for CowVec<T> {
@@ -27,9 +30,19 @@ impl<T> Default for CowVec<T> {
         CowVec {
             chunks: Vec::new(),
             len: 0,
+            fresh: WarmChunks::new(COW_CHUNK_LEN),
         }
     }
 }
+
+/// Equal when the values are: how the chunks are shared or prepared does not count.
+impl<T: PartialEq> PartialEq for CowVec<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.chunks == other.chunks
+    }
+}
+
+impl<T: Eq> Eq for CowVec<T> {}
 
 impl<T: Clone> CowVec<T> {
     pub fn new() -> CowVec<T> {
@@ -56,16 +69,6 @@ impl<T: Clone> CowVec<T> {
         Arc::make_mut(chunk).get_mut(index % COW_CHUNK_LEN)
     }
 
-    pub fn push(&mut self, value: T) {
-        if self.len % COW_CHUNK_LEN == 0 {
-            self.chunks
-                .push(Arc::new(Vec::with_capacity(COW_CHUNK_LEN)));
-        }
-        let last = self.chunks.last_mut().expect("a chunk with room");
-        Arc::make_mut(last).push(value);
-        self.len += 1;
-    }
-
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> + '_ {
         self.chunks.iter().flat_map(|chunk| chunk.iter())
     }
@@ -87,11 +90,23 @@ impl<T: Clone> CowVec<T> {
         CowVec {
             chunks: log.into_chunks(),
             len,
+            fresh: WarmChunks::new(COW_CHUNK_LEN),
         }
     }
 }
 
-impl<T: Clone> FromIterator<T> for CowVec<T> {
+impl<T: Clone + Send + 'static> CowVec<T> {
+    pub fn push(&mut self, value: T) {
+        if self.len % COW_CHUNK_LEN == 0 {
+            self.chunks.push(Arc::new(self.fresh.take()));
+        }
+        let last = self.chunks.last_mut().expect("a chunk with room");
+        Arc::make_mut(last).push(value);
+        self.len += 1;
+    }
+}
+
+impl<T: Clone + Send + 'static> FromIterator<T> for CowVec<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> CowVec<T> {
         let mut vec = CowVec::new();
         for value in iter {
@@ -112,7 +127,7 @@ impl<T: Clone + Serialize> Serialize for CowVec<T> {
     }
 }
 
-impl<'de, T: Clone + Deserialize<'de>> Deserialize<'de> for CowVec<T> {
+impl<'de, T: Clone + Send + 'static + Deserialize<'de>> Deserialize<'de> for CowVec<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<CowVec<T>, D::Error> {
         let values = Vec::<T>::deserialize(deserializer)?;
         Ok(values.into_iter().collect())

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::snapshot::SharedLog;
 use crate::transfer::{Transfer, LEGS_MAX};
+use crate::warm_chunks::WarmChunks;
 
 /// Transfers per chunk: small enough that the copy-on-write of the last chunk after a snapshot
 /// is cheap (about 1 MB), large enough that the chunk list stays short.
@@ -37,10 +38,22 @@ pub struct AppliedTransfer {
 
 pub type Chunk = Vec<AppliedTransfer>;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct History {
     chunks: Vec<Arc<Chunk>>,
     len: u32,
+    /// New chunks, their pages already touched off the engine thread.
+    fresh: WarmChunks<AppliedTransfer>,
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History {
+            chunks: Vec::new(),
+            len: 0,
+            fresh: WarmChunks::new(CHUNK_LEN),
+        }
+    }
 }
 
 impl History {
@@ -74,12 +87,12 @@ impl History {
             Some(last) => last.len() == CHUNK_LEN,
         };
         if need_chunk {
-            self.chunks.push(Arc::new(Vec::with_capacity(CHUNK_LEN)));
+            self.chunks.push(Arc::new(self.fresh.take()));
         }
         let last = self.chunks.last_mut().expect("a chunk was just ensured");
         if Arc::get_mut(last).is_none() {
             // A snapshot shares this chunk: copy it once, keeping room for the whole chunk.
-            let mut copy = Vec::with_capacity(CHUNK_LEN);
+            let mut copy = self.fresh.take();
             copy.extend_from_slice(last);
             *last = Arc::new(copy);
         }
@@ -133,6 +146,10 @@ impl History {
                 len += 1;
             }
         }
-        History { chunks, len }
+        History {
+            chunks,
+            len,
+            fresh: WarmChunks::new(CHUNK_LEN),
+        }
     }
 }

@@ -37,6 +37,7 @@ pub mod snapshot;
 pub mod state_machine;
 pub mod transfer;
 pub mod wal;
+pub mod warm_chunks;
 
 pub use account::{Account, AccountId, AccountKind, Side};
 pub use book::{Book, BookCheck, BookSnapshot, LedgerEvent, Prepared, Totals, TransferError};
