@@ -101,7 +101,14 @@ impl<T: Clone + Send + 'static> CowVec<T> {
             self.chunks.push(Arc::new(self.fresh.take()));
         }
         let last = self.chunks.last_mut().expect("a chunk with room");
-        Arc::make_mut(last).push(value);
+        if Arc::get_mut(last).is_none() {
+            // A snapshot shares this chunk: copy it once into a chunk with room for all of it
+            // (`Arc::make_mut` would copy it at its length and grow it again on this thread).
+            let mut copy = self.fresh.take();
+            copy.extend_from_slice(last);
+            *last = Arc::new(copy);
+        }
+        Arc::get_mut(last).expect("chunk is unshared").push(value);
         self.len += 1;
     }
 }
@@ -153,6 +160,18 @@ mod tests {
         assert_eq!(snapshot.len(), 10_000);
         assert_eq!(snapshot.get(10_000), None);
         assert!(snapshot.iter().copied().eq(0..10_000));
+    }
+
+    #[test]
+    fn a_push_after_a_clone_copies_the_last_chunk_with_room_for_all_of_it() {
+        let mut vec: CowVec<u64> = (0..5_000).collect();
+        let snapshot = vec.clone();
+        vec.push(5_000);
+        assert!(vec.chunks.last().expect("chunks").capacity() >= COW_CHUNK_LEN);
+        assert_eq!(vec.get(5_000), Some(&5_000));
+        assert_eq!(snapshot.len(), 5_000);
+        assert_eq!(snapshot.get(5_000), None);
+        assert!(vec.iter().copied().eq(0..=5_000));
     }
 
     #[test]
