@@ -1,5 +1,5 @@
 //! Empty chunks whose memory a helper thread has already touched, for the logs that grow on
-//! the engine thread (the history, the switch's answers).
+//! the engine thread (the history, and the `CowVec`s: accounts, answers, audit trail).
 //!
 //! Why: memory the process has never written costs a page fault on its first write, and on a
 //! virtual machine a slow one (the host may have to back the page too). The engine thread
@@ -158,7 +158,7 @@ mod tests {
             assert!(chunk.is_empty());
             assert!(chunk.capacity() >= 1000);
         }
-        // Some came from the helper (the test may outrun it, so not all).
+        // The helper has one ready after a pause: as empty, with as much room.
         std::thread::sleep(std::time::Duration::from_millis(50));
         let warm = source.take();
         assert!(warm.is_empty() && warm.capacity() >= 1000);
