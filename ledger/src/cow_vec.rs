@@ -73,13 +73,23 @@ impl<T: Clone> CowVec<T> {
         self.chunks.iter().flat_map(|chunk| chunk.iter())
     }
 
+    /// Iterates from `index` on, skipping the chunks before it whole.
+    pub fn iter_from(&self, index: usize) -> impl Iterator<Item = &T> + '_ {
+        self.chunks
+            .iter()
+            .skip(index / COW_CHUNK_LEN)
+            .flat_map(|chunk| chunk.iter())
+            .skip(index % COW_CHUNK_LEN)
+    }
+
     /// As a snapshot's log, sharing the chunks: for a vector that is only pushed to, whose
     /// full chunks never change again (a snapshot writes each of them once).
     pub fn share_log(&self) -> SharedLog<T> {
         SharedLog::new(self.chunks.clone(), COW_CHUNK_LEN)
     }
 
-    /// Back from a snapshot's log, its chunks kept (so the next snapshot knows them).
+    /// Back from a snapshot's log, its chunks kept (so the next snapshot knows them; the log
+    /// checks their shape).
     pub fn from_log(log: SharedLog<T>) -> CowVec<T> {
         assert_eq!(
             log.chunk_len(),
@@ -172,6 +182,17 @@ mod tests {
         assert_eq!(snapshot.len(), 5_000);
         assert_eq!(snapshot.get(5_000), None);
         assert!(vec.iter().copied().eq(0..=5_000));
+    }
+
+    #[test]
+    fn iterates_from_any_index() {
+        let vec: CowVec<u32> = (0..10_000).collect();
+        for from in [0, 1, 4_095, 4_096, 4_097, 9_999, 10_000, 12_000] {
+            assert!(
+                vec.iter_from(from).copied().eq(from as u32..10_000),
+                "from {from}"
+            );
+        }
     }
 
     #[test]

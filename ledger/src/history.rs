@@ -1,21 +1,20 @@
 //! The append-only list of applied transfers, in posting order.
 //!
-//! Stored as fixed-size chunks behind `Arc`: a full chunk never changes again, so a snapshot
-//! copies the list of chunk pointers, not the transfers (requirement: a snapshot is cheap to
-//! take on the engine thread). The last, growing chunk is copied on the first push after a
-//! snapshot took a reference to it (at most one chunk per snapshot).
-
-use std::sync::Arc;
+//! A copy-on-write vector ([`CowVec`]): fixed-size chunks behind `Arc`, so a snapshot copies
+//! the list of chunk pointers, not the transfers (requirement: a snapshot is cheap to take on
+//! the engine thread), and a full chunk never changes again. The last, growing chunk is
+//! copied on the first push after a snapshot took a reference to it (at most one chunk per
+//! snapshot). What it adds: positions are dense, and restore checks them.
 
 use serde::{Deserialize, Serialize};
 
+use crate::cow_vec::{CowVec, COW_CHUNK_LEN};
 use crate::snapshot::SharedLog;
 use crate::transfer::{Transfer, LEGS_MAX};
-use crate::warm_chunks::WarmChunks;
 
 /// Transfers per chunk: small enough that the copy-on-write of the last chunk after a snapshot
 /// is cheap (about 1 MB), large enough that the chunk list stays short.
-pub const CHUNK_LEN: usize = 4096;
+pub const CHUNK_LEN: usize = COW_CHUNK_LEN;
 
 /// The most transfers a book holds: positions are `u32`, and `POSITION_NONE` marks "none".
 pub const TRANSFERS_MAX: u32 = u32::MAX - 1;
@@ -36,120 +35,62 @@ pub struct AppliedTransfer {
     pub(crate) previous_postings: [u32; LEGS_MAX],
 }
 
-pub type Chunk = Vec<AppliedTransfer>;
-
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct History {
-    chunks: Vec<Arc<Chunk>>,
-    len: u32,
-    /// New chunks, their pages already touched off the engine thread.
-    fresh: WarmChunks<AppliedTransfer>,
-}
-
-impl Default for History {
-    fn default() -> Self {
-        History {
-            chunks: Vec::new(),
-            len: 0,
-            fresh: WarmChunks::new(CHUNK_LEN),
-        }
-    }
+    log: CowVec<AppliedTransfer>,
 }
 
 impl History {
     pub fn len(&self) -> u32 {
-        self.len
+        // Below TRANSFERS_MAX: `push` checks.
+        self.log.len() as u32
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.log.is_empty()
     }
 
     pub fn get(&self, position: u32) -> Option<&AppliedTransfer> {
-        if position >= self.len {
-            return None;
-        }
-        let chunk = &self.chunks[position as usize / CHUNK_LEN];
-        let entry = &chunk[position as usize % CHUNK_LEN];
+        let entry = self.log.get(position as usize)?;
         debug_assert_eq!(entry.position, position);
         Some(entry)
     }
 
     pub fn push(&mut self, entry: AppliedTransfer) {
-        assert_eq!(entry.position, self.len, "history positions are dense");
+        assert_eq!(entry.position, self.len(), "history positions are dense");
         assert!(
-            self.len < TRANSFERS_MAX,
+            self.len() < TRANSFERS_MAX,
             "book is full: {} transfers",
-            self.len
+            self.len()
         );
-        let need_chunk = match self.chunks.last() {
-            None => true,
-            Some(last) => last.len() == CHUNK_LEN,
-        };
-        if need_chunk {
-            self.chunks.push(Arc::new(self.fresh.take()));
-        }
-        let last = self.chunks.last_mut().expect("a chunk was just ensured");
-        if Arc::get_mut(last).is_none() {
-            // A snapshot shares this chunk: copy it once, keeping room for the whole chunk.
-            let mut copy = self.fresh.take();
-            copy.extend_from_slice(last);
-            *last = Arc::new(copy);
-        }
-        Arc::get_mut(last).expect("chunk is unshared").push(entry);
-        self.len += 1;
+        self.log.push(entry);
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &AppliedTransfer> + '_ {
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
+        self.log.iter()
     }
 
     /// Iterates from `position` on.
     pub fn iter_from(&self, position: u32) -> impl Iterator<Item = &AppliedTransfer> + '_ {
-        let first_chunk = position as usize / CHUNK_LEN;
-        let skip = position as usize % CHUNK_LEN;
-        self.chunks
-            .iter()
-            .skip(first_chunk)
-            .flat_map(|chunk| chunk.iter())
-            .skip(skip)
+        self.log.iter_from(position as usize)
     }
 
     /// The chunks, shared: what a snapshot keeps. A full chunk is never changed again (there
     /// is no way to change an applied transfer), so a snapshot writes it to disk once.
     pub fn share(&self) -> SharedLog<AppliedTransfer> {
-        SharedLog::new(self.chunks.clone(), CHUNK_LEN)
+        self.log.share_log()
     }
 
-    /// Rebuilds from a snapshot's chunks, checking their shape (a bug or a damaged snapshot
-    /// must not become a book with holes in it).
+    /// Rebuilds from a snapshot's chunks, checking the positions (a bug or a damaged snapshot
+    /// must not become a book with holes in it; the log checks the chunks' shape).
     pub fn from_log(log: SharedLog<AppliedTransfer>) -> History {
-        assert_eq!(
-            log.chunk_len(),
-            CHUNK_LEN,
-            "history chunks of another length"
-        );
-        let chunks = log.into_chunks();
-        let mut len: u32 = 0;
-        let count = chunks.len();
-        for (index, chunk) in chunks.iter().enumerate() {
-            assert!(!chunk.is_empty(), "history chunk {index} is empty");
-            assert!(
-                chunk.len() <= CHUNK_LEN,
-                "history chunk {index} is too long"
+        let log = CowVec::from_log(log);
+        for (expected, entry) in log.iter().enumerate() {
+            assert_eq!(
+                entry.position as usize, expected,
+                "history position out of order"
             );
-            if index + 1 < count {
-                assert_eq!(chunk.len(), CHUNK_LEN, "history chunk {index} is short");
-            }
-            for entry in chunk.iter() {
-                assert_eq!(entry.position, len, "history position out of order");
-                len += 1;
-            }
         }
-        History {
-            chunks,
-            len,
-            fresh: WarmChunks::new(CHUNK_LEN),
-        }
+        History { log }
     }
 }

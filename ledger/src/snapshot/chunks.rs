@@ -54,15 +54,7 @@ impl<T> SharedLog<T> {
     /// empty: the logs that build one are made so.
     pub fn new(chunks: Vec<Arc<Vec<T>>>, chunk_len: usize) -> SharedLog<T> {
         assert!(chunk_len > 0 && u32::try_from(chunk_len).is_ok());
-        let count = chunks.len();
-        for (index, chunk) in chunks.iter().enumerate() {
-            assert!(!chunk.is_empty(), "log chunk {index} is empty");
-            assert!(chunk.len() <= chunk_len, "log chunk {index} is too long");
-            assert!(
-                index + 1 == count || chunk.len() == chunk_len,
-                "log chunk {index} is short"
-            );
-        }
+        assert_shape(&chunks, chunk_len);
         SharedLog {
             chunks,
             chunk_len,
@@ -91,8 +83,10 @@ impl<T> SharedLog<T> {
 
     /// The chunks, for the state to restore from. Panics if the store has not loaded the
     /// snapshot's chunk files into it (a bug: only the store decodes snapshots).
+    /// The chunks, checked again (those read back from a snapshot were not built by `new`).
     pub fn into_chunks(self) -> Vec<Arc<Vec<T>>> {
         assert_eq!(self.unloaded, 0, "a snapshot's chunk files were not loaded");
+        assert_shape(&self.chunks, self.chunk_len);
         self.chunks
     }
 
@@ -223,6 +217,20 @@ impl Manifest {
                 .enumerate()
                 .map(|(index, entry)| file_name(&log.name, index, entry.written_seq))
         })
+    }
+}
+
+/// The shape indexing into a log's chunks relies on: none empty, every one full but the
+/// last (a bug or a damaged snapshot must not become a log with holes in it).
+fn assert_shape<T>(chunks: &[Arc<Vec<T>>], chunk_len: usize) {
+    let count = chunks.len();
+    for (index, chunk) in chunks.iter().enumerate() {
+        assert!(!chunk.is_empty(), "log chunk {index} is empty");
+        assert!(chunk.len() <= chunk_len, "log chunk {index} is too long");
+        assert!(
+            index + 1 == count || chunk.len() == chunk_len,
+            "log chunk {index} is short"
+        );
     }
 }
 
