@@ -1,5 +1,5 @@
 //! Empty chunks whose memory a helper thread has already touched, for the logs that grow on
-//! the engine thread (the history, and the `CowVec`s: accounts, answers, audit trail).
+//! the engine thread (the `CowVec`s: the history, accounts, answers, audit trail).
 //!
 //! Why: memory the process has never written costs a page fault on its first write, and on a
 //! virtual machine a slow one (the host may have to back the page too). The engine thread
