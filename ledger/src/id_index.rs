@@ -17,48 +17,15 @@
 //! a few slots per insert; until they have all moved, a lookup that misses in the new table
 //! looks in the old one. [`IdIndex::reserve`] (replay, restore) grows at once.
 
-use crate::history::{History, POSITION_NONE};
+use crate::history::History;
+use crate::position_slot::{PositionSlot as Slot, LOAD_DENOMINATOR, LOAD_NUMERATOR};
 use crate::transfer::TransferId;
 
-/// At most 5/8 of the slots are used, so that a probe for a new id rarely leaves its line.
-const LOAD_NUMERATOR: usize = 5;
-const LOAD_DENOMINATOR: usize = 8;
 const SLOTS_MIN: usize = 16;
 
 /// Slots of the old table moved per insert while growing: all of them have moved after an
 /// eighth of its length in inserts, long before the new table (twice as long) is full.
 const MOVE_PER_INSERT: usize = 16;
-
-#[derive(Copy, Clone, Debug)]
-#[repr(C, align(16))]
-struct Slot {
-    hash: u64,
-    /// The position plus one; 0 in an empty slot, so that an empty table is all zeros.
-    position_plus_one: u32,
-}
-
-impl Slot {
-    const EMPTY: Slot = Slot {
-        hash: 0,
-        position_plus_one: 0,
-    };
-
-    fn new(hash: u64, position: u32) -> Slot {
-        assert!(position != POSITION_NONE, "a real position");
-        Slot {
-            hash,
-            position_plus_one: position + 1,
-        }
-    }
-
-    fn is_empty(self) -> bool {
-        self.position_plus_one == 0
-    }
-
-    fn position(self) -> u32 {
-        self.position_plus_one - 1
-    }
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct IdIndex {
@@ -115,7 +82,7 @@ fn probe(slots: &[Slot], id: TransferId, hash: u64, history: &History) -> Option
         if slot.is_empty() {
             return None;
         }
-        if slot.hash == hash {
+        if slot.hash() == hash {
             let entry = history.get(slot.position()).expect("indexed transfer");
             if entry.transfer.id == id {
                 return Some(slot.position());
@@ -280,7 +247,7 @@ impl IdIndex {
     /// Puts `slot` in the first empty slot of its probe (the table has room).
     fn place(&mut self, slot: Slot) {
         let mask = self.slots.len() - 1;
-        let mut index = home(slot.hash, self.slots.len());
+        let mut index = home(slot.hash(), self.slots.len());
         while !self.slots[index].is_empty() {
             index = (index + 1) & mask;
         }
@@ -322,7 +289,7 @@ fn advise_huge_pages(slots: &mut Vec<Slot>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::history::AppliedTransfer;
+    use crate::history::{AppliedTransfer, POSITION_NONE};
     use crate::transfer::{BusinessDay, References, Transfer, TransferKind, LEGS_MAX};
 
     fn history_of(ids: &[u128]) -> History {

@@ -14,32 +14,12 @@
 use std::hash::BuildHasher;
 
 use ledger::hash::SeededState;
+use ledger::position_slot::{PositionSlot as Slot, LOAD_DENOMINATOR, LOAD_NUMERATOR};
 
 use super::answers::RequestKey;
 
 const SHARDS: usize = 256;
-/// At most 5/8 of a shard's slots are used: a probe for a missing key reads about four slots.
-const LOAD_NUMERATOR: usize = 5;
-const LOAD_DENOMINATOR: usize = 8;
 const SHARD_SLOTS_MIN: usize = 16;
-
-#[derive(Copy, Clone, Default)]
-#[repr(C, align(16))]
-struct Slot {
-    hash: u64,
-    /// The position plus one; 0 in an empty slot.
-    position_plus_one: u32,
-}
-
-impl Slot {
-    fn is_empty(self) -> bool {
-        self.position_plus_one == 0
-    }
-
-    fn position(self) -> u32 {
-        self.position_plus_one - 1
-    }
-}
 
 /// A clone copies every slot (the `CowMap` it replaced shared them): nothing on the request
 /// path clones it, and a snapshot leaves it out (restore rebuilds it from the log).
@@ -112,10 +92,7 @@ impl AnswerIndex {
     pub fn set(&mut self, key: &RequestKey, position: u32, key_at: impl Fn(u32) -> RequestKey) {
         let hash = self.hasher.hash_one(key);
         let shard = shard_of(hash);
-        let slot = Slot {
-            hash,
-            position_plus_one: position.checked_add(1).expect("a position under 2^32 - 1"),
-        };
+        let slot = Slot::new(hash, position);
         match probe(&self.shards[shard], hash, key, key_at) {
             Probe::Found(at) => self.shards[shard][at] = slot,
             Probe::Vacant(at) => {
@@ -152,7 +129,7 @@ fn probe(slots: &[Slot], hash: u64, key: &RequestKey, key_at: impl Fn(u32) -> Re
         if slot.is_empty() {
             return Probe::Vacant(at);
         }
-        if slot.hash == hash && key_at(slot.position()) == *key {
+        if slot.hash() == hash && key_at(slot.position()) == *key {
             return Probe::Found(at);
         }
         at = (at + 1) & (slots.len() - 1);
@@ -169,7 +146,7 @@ fn grow(slots: &mut Vec<Slot>) {
 
 /// Puts an entry known to be absent in the first empty slot from its home.
 fn place(slots: &mut [Slot], slot: Slot) {
-    let mut at = home(slot.hash, slots.len());
+    let mut at = home(slot.hash(), slots.len());
     while !slots[at].is_empty() {
         at = (at + 1) & (slots.len() - 1);
     }
@@ -244,12 +221,7 @@ mod tests {
         let key_at = |position: u32| if position == 0 { first } else { second };
         for (position, key) in [(0, &first), (1, &second)] {
             match probe(&slots, 7, key, key_at) {
-                Probe::Vacant(at) => {
-                    slots[at] = Slot {
-                        hash: 7,
-                        position_plus_one: position + 1,
-                    }
-                }
+                Probe::Vacant(at) => slots[at] = Slot::new(7, position),
                 Probe::Found(_) => panic!("a new key found"),
             }
         }
