@@ -32,12 +32,42 @@ pub fn free_loopback_addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], free_port()))
 }
 
+/// A port below the kernel's ephemeral range that nothing listens on now. Ports the kernel
+/// hands out (`bind(0)`) are ephemeral ones, and any process's client connection can take
+/// such a port as its source for as long as it lives, so a process started later to listen
+/// there could find it taken (CI saw banksim wait 10 s for one). Below the range only
+/// listeners compete: another test asking here, told apart by process id and a counter.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind a free port")
-        .local_addr()
-        .expect("local addr")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = ephemeral_range_low();
+    if ephemeral_low <= LOWEST + 1_000 {
+        return TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("bind a free port")
+            .port();
+    }
+    let span = ephemeral_low - LOWEST;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let step = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOWEST + (start + step) % span;
+        let port = u16::try_from(port).expect("ports below the ephemeral range fit u16");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {LOWEST}..{ephemeral_low}");
+}
+
+/// The first port of the kernel's ephemeral (client source port) range; Linux's default when
+/// it cannot be read.
+fn ephemeral_range_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 #[derive(Clone, Debug, Default)]
