@@ -54,6 +54,7 @@ start_bursar() {
     shift || true
     TERMINAL_ADDR=127.0.0.1:$(free_port)
     ADMIN_ADDR=127.0.0.1:$(free_port)
+    rm -rf "$WORK/data" "$WORK/outbox" # an earlier bursar's, in scripts that start several
     printf '[admin.tokens]\nbench = "%s"\n%s\n' "$TOKEN" "$toml" >"$WORK/bursar.toml"
     RUST_LOG=${RUST_LOG:-warn} "$BIN/bursar" --config "$WORK/bursar.toml" --data-dir "$WORK/data" \
         --outbox-dir "$WORK/outbox" --terminal-addr "$TERMINAL_ADDR" --admin-addr "$ADMIN_ADDR" \

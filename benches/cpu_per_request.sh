@@ -88,7 +88,6 @@ for round in $(seq "$ROUNDS"); do
         { ticks "$HOST_PID"; ticks "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t1"
         wait "$LOAD_PID"
         stop_host
-        rm -rf "$WORK/data" "$WORK/outbox"
         n=$((r1 - r0))
         awk -v n="$n" -v hz="$HZ" -v bin="$binary" -v w="$WINDOW" '
             FNR == NR { t0[$1] += $2; q0[$1] += $3; if ($3 < 0) unknown = 1; next }

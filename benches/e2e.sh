@@ -59,7 +59,6 @@ one_round() {
     loadgen bursar_half "${BURSAR[@]}" --rate "$HALF"
     curl -sf "http://$ADMIN_ADDR/metrics" >"$OUT/bursar_half.metrics.after"
     stop_host
-    rm -rf "$WORK/data" "$WORK/outbox" # the next round's bursar starts afresh
 
     # 3. The echo host at that same rate: what the machine and loadgen add at that load.
     start_echo_host
