@@ -84,7 +84,7 @@ pub(crate) fn hash_u128(n: u128) -> u64 {
 /// Asks the CPU to bring `value`'s cache line in, without waiting for it: a hint that
 /// changes no result (a no-op off x86-64).
 #[inline(always)]
-pub(crate) fn prefetch<T>(value: &T) {
+pub fn prefetch<T>(value: &T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing architecturally and cannot fault, whatever the
     // address; SSE, which it needs, is part of the x86-64 baseline.

@@ -327,6 +327,70 @@ fn shutdown_answers_everything_queued_before_it() {
 }
 
 #[test]
+fn queued_requests_are_prefetched_ahead_of_their_turn_and_run_in_order() {
+    let (engine, _) =
+        Engine::open(Box::new(SimDisk::new()), None, test_config(), Book::new).unwrap();
+    // What happened, in order: ("ahead", i) when request i's hint ran, ("run", i) when it did.
+    let log: Arc<Mutex<Vec<(&str, usize)>>> = Arc::default();
+    // The first request holds the engine thread until the others are queued behind it.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let first = engine.execute(move |_| held.recv().unwrap());
+    let pending: Vec<_> = (0..20)
+        .map(|i| {
+            let (ahead_log, run_log) = (log.clone(), log.clone());
+            engine.execute_prefetched(
+                move |book: &Book| {
+                    let _ = book.accounts();
+                    ahead_log.lock().unwrap().push(("ahead", i));
+                },
+                move |tx| {
+                    run_log.lock().unwrap().push(("run", i));
+                    let id = tx.state().next_account_id();
+                    tx.emit(LedgerEvent::OpenAccount {
+                        id,
+                        kind: AccountKind::CardStoredValue,
+                    });
+                    i
+                },
+            )
+        })
+        .collect();
+    release.send(()).unwrap();
+    first.wait().unwrap();
+    for (i, result) in pending.into_iter().map(Pending::wait).enumerate() {
+        assert_eq!(result, Ok(i));
+    }
+    let log = log.lock().unwrap();
+    let runs: Vec<usize> = log
+        .iter()
+        .filter(|(what, _)| *what == "run")
+        .map(|(_, i)| *i)
+        .collect();
+    assert_eq!(runs, (0..20).collect::<Vec<_>>(), "run in the order sent");
+    let aheads: Vec<usize> = log
+        .iter()
+        .filter(|(what, _)| *what == "ahead")
+        .map(|(_, i)| *i)
+        .collect();
+    assert!(
+        aheads.len() >= 4,
+        "queued requests are taken ahead: {log:?}"
+    );
+    for i in aheads {
+        let at = |what: &str| log.iter().position(|entry| *entry == (what, i)).unwrap();
+        assert!(
+            at("ahead") < at("run"),
+            "request {i}'s hint ran after it: {log:?}"
+        );
+        assert_eq!(
+            log.iter().filter(|entry| **entry == ("ahead", i)).count(),
+            1
+        );
+    }
+    assert_eq!(engine.stats().durable_seq, 20);
+}
+
+#[test]
 fn reads_and_snapshots_without_a_store() {
     let (engine, _) =
         Engine::open(Box::new(SimDisk::new()), None, test_config(), Book::new).unwrap();

@@ -201,7 +201,20 @@ impl<S: StateMachine> Engine<S> {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_, S>) -> R + Send + 'static,
     {
-        let (ticket, outcome) = job::new(f);
+        self.execute_prefetched(|_: &S| {}, f)
+    }
+
+    /// As [`Engine::execute`], with `ahead`: called on the engine thread with the state a few
+    /// requests before `f` runs, while the requests before it run, to prefetch the memory `f`
+    /// will read at random places (index slots) so that its cache misses overlap their work.
+    /// It must only read (it gets `&S`) and must not panic; what it touches changes no result.
+    pub fn execute_prefetched<R, F, P>(&self, ahead: P, f: F) -> Pending<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Tx<'_, S>) -> R + Send + 'static,
+        P: Fn(&S) + Send + Sync + 'static,
+    {
+        let (ticket, outcome) = job::with_prefetch(f, ahead);
         match self.requests.send(Request::Run(ticket)) {
             Ok(()) => Pending::job(outcome),
             Err(_) => Pending::ready(Err(EngineError::Stopped)),
@@ -215,7 +228,7 @@ impl<S: StateMachine> Engine<S> {
         R: Send + 'static,
         F: FnOnce(&mut Tx<'_, S>) -> R + Send + 'static,
     {
-        let (ticket, outcome) = job::new(f);
+        let (ticket, outcome) = job::with_prefetch(f, |_: &S| {});
         match self.requests.try_send(Request::Run(ticket)) {
             Ok(()) => Ok(Pending::job(outcome)),
             Err(TrySendError::Full(_)) => Err(EngineError::Busy(self.requests.len())),

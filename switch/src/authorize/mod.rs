@@ -475,12 +475,17 @@ pub fn code_bytes(code: ResponseCode) -> [u8; 2] {
 }
 
 pub fn request_key(msg: &Message, terminal: &Terminal) -> RequestKey {
+    request_key_of(msg, terminal.id)
+}
+
+/// [`request_key`] of a request naming `terminal` (its F41), before the terminal is looked up.
+pub fn request_key_of(msg: &Message, terminal: TerminalId) -> RequestKey {
     let mut transmitted = [b'0'; 10];
     if let Some(f7) = msg.get(Field::TransmissionDateTime) {
         transmitted.copy_from_slice(f7);
     }
     RequestKey {
-        terminal: terminal.id,
+        terminal,
         stan: msg.stan().unwrap_or(0),
         transmitted,
     }

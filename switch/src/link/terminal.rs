@@ -31,6 +31,7 @@ use crate::host::Host;
 use crate::link::respond::{self, Response};
 use crate::state::ids::TerminalId;
 use crate::state::registry::TerminalKeys;
+use crate::state::HostState;
 
 /// The keys of the terminals seen on one connection.
 type KnownKeys = Mutex<HashMap<TerminalId, TerminalKeys>>;
@@ -324,7 +325,14 @@ fn decide(
         link_up: host.bank.is_signed_on(),
         saf_depth_max: host.config.bank.saf_depth_max,
     };
-    let pending = host.engine.execute(move |tx| {
+    // What the engine will probe for it, fetched while the requests before it run.
+    let key = terminal.map(|id| authorize::request_key_of(&request, id));
+    let ahead = move |state: &HostState| {
+        if let Some(key) = &key {
+            state.prefetch_request(key);
+        }
+    };
+    let pending = host.engine.execute_prefetched(ahead, move |tx| {
         let (decision, bank_step) =
             authorize::terminal_request_with_bank(tx, &request, &prechecked, &policy, gate, now);
         let learned = terminal

@@ -13,7 +13,7 @@
 
 use std::hash::BuildHasher;
 
-use ledger::hash::SeededState;
+use ledger::hash::{prefetch, SeededState};
 use ledger::position_slot::{PositionSlot as Slot, LOAD_DENOMINATOR, LOAD_NUMERATOR};
 
 use super::answers::RequestKey;
@@ -85,6 +85,16 @@ impl AnswerIndex {
         match probe(slots, hash, key, key_at) {
             Probe::Found(at) => Some(slots[at].position()),
             Probe::Vacant(_) => None,
+        }
+    }
+
+    /// Asks the CPU to fetch the slot where `key`'s probe starts (the one a new key's
+    /// insertion usually takes too). Changes nothing.
+    pub fn prefetch(&self, key: &RequestKey) {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.shards[shard_of(hash)];
+        if let Some(slot) = slots.get(home(hash, slots.len())) {
+            prefetch(slot);
         }
     }
 

@@ -67,6 +67,11 @@ impl Answers {
         self.log.clone()
     }
 
+    /// Asks the CPU to fetch the index slot `get` and `insert` of `key` will start from.
+    pub fn prefetch(&self, key: &RequestKey) {
+        self.by_key.prefetch(key);
+    }
+
     pub fn get(&self, key: &RequestKey) -> Option<&Answer> {
         let at = self.by_key.get(key, key_in(&self.log))?;
         self.log.get(at as usize)

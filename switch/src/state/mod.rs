@@ -163,6 +163,15 @@ impl Default for SystemAccounts {
 }
 
 impl HostState {
+    /// Asks the CPU to fetch what deciding the terminal request `key` reads at random places
+    /// in large tables: its slot in the answers' index and in the id index (a new request's
+    /// probes end there, and its insertions take them). Run by the engine a few requests
+    /// ahead ([`ledger::Engine::execute_prefetched`]); changes nothing.
+    pub fn prefetch_request(&self, key: &RequestKey) {
+        self.answers.prefetch(key);
+        self.book.prefetch_id(crate::authorize::transfer_id_of(key));
+    }
+
     pub fn system(&self) -> &SystemAccounts {
         self.system
             .as_ref()
