@@ -162,6 +162,20 @@ fn classify(msg: &Message) -> RequestType {
     }
 }
 
+/// Whether the answer to a request of this type is kept, so that a retransmission gets it
+/// again and a request with the same key but other content is refused.
+fn keeps_answer(kind: RequestType) -> bool {
+    matches!(
+        kind,
+        RequestType::Purchase | RequestType::Refund | RequestType::TopUp | RequestType::Reversal
+    )
+}
+
+/// [`keeps_answer`] of the request `msg`'s MTI and processing code make it.
+pub fn answer_kept_for(msg: &Message) -> bool {
+    keeps_answer(classify(msg))
+}
+
 /// Fields each request type must carry (PROTOCOL.md 3.1-3.6); a missing one is `30`.
 fn required_fields(kind: RequestType) -> &'static [Field] {
     use Field::*;
@@ -342,13 +356,14 @@ pub fn terminal_request_with_bank(
     }
 
     let key = request_key(msg, terminal);
-    let answers_kept = matches!(
-        kind,
-        RequestType::Purchase | RequestType::Refund | RequestType::TopUp | RequestType::Reversal
-    );
+    let answers_kept = keeps_answer(kind);
     // Only a request whose answer is kept is compared by content (every use below is under
-    // `answers_kept`): the others skip the SHA-256.
-    let digest = if answers_kept { content_digest(msg) } else { 0 };
+    // `answers_kept`): the others skip the SHA-256, and the connection computed it already.
+    let digest = if answers_kept {
+        prechecked.content_digest(msg)
+    } else {
+        0
+    };
     if answers_kept {
         if let Some(answer) = state.answers.get(&key) {
             let decision = if answer.digest == digest {

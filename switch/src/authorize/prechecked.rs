@@ -1,12 +1,14 @@
-//! MAC verification and PIN block decryption need no state but the terminal's keys, so the
-//! connection's task does them before the request reaches the single engine thread, under
-//! the keys the connection last learned for that terminal. The engine takes a result only
-//! when it was made under the terminal's current key, and otherwise does the work itself:
-//! a decision is the same as if every check ran on the engine thread.
+//! MAC verification and PIN block decryption need no state but the terminal's keys, and the
+//! content digest none at all, so the connection's task does them before the request
+//! reaches the single engine thread, under the keys the connection last learned for that
+//! terminal. The engine takes a result only when it was made under the terminal's current
+//! key, and otherwise does the work itself: a decision is the same as if every check ran on
+//! the engine thread.
 
 use codec::security::{decrypt_pin_block, verify_mac, Pin, PinError};
 use codec::Message;
 
+use crate::authorize::{answer_kept_for, content_digest};
 use crate::state::ids::Pan;
 use crate::state::registry::{Terminal, TerminalKey, TerminalKeys};
 
@@ -19,6 +21,9 @@ struct Under<T> {
 /// What the connection checked before the engine; empty when it knew no keys yet.
 #[derive(Default)]
 pub struct Prechecked {
+    /// The request's content digest, when its answer is kept (`authorize::content_digest`):
+    /// it needs no keys, only the bytes.
+    digest: Option<u128>,
     keys: Option<TerminalKeys>,
     mac_valid: Option<Under<bool>>,
     /// The clear PIN of F52 (or why the block is not one) for the card of F2.
@@ -28,8 +33,12 @@ pub struct Prechecked {
 impl Prechecked {
     /// Checks `msg`'s MAC when the terminal must MAC, and decrypts its PIN block if it has one.
     pub fn new(msg: &Message, keys: Option<TerminalKeys>) -> Prechecked {
+        let digest = answer_kept_for(msg).then(|| content_digest(msg));
         let Some(keys) = keys else {
-            return Prechecked::default();
+            return Prechecked {
+                digest,
+                ..Prechecked::default()
+            };
         };
         let mac_valid = keys.tak.as_ref().map(|tak| Under {
             key: tak.clone(),
@@ -47,10 +56,17 @@ impl Prechecked {
             _ => None,
         };
         Prechecked {
+            digest,
             keys: Some(keys),
             mac_valid,
             pin,
         }
+    }
+
+    /// The request's content digest (`authorize::content_digest`), computed here if the
+    /// connection did not.
+    pub fn content_digest(&self, msg: &Message) -> u128 {
+        self.digest.unwrap_or_else(|| content_digest(msg))
     }
 
     /// The keys the connection should keep for this terminal, when it holds none or stale ones.
@@ -176,6 +192,32 @@ mod tests {
             assert_eq!(pin_of(&pre, &terminal, &msg).as_deref(), Some("1234"));
             assert_eq!(pre.keys_to_learn(&terminal), Some(terminal.keys()));
         }
+    }
+
+    #[test]
+    fn the_digest_is_the_requests_with_or_without_keys() {
+        let (tpk, tak) = (key(0x11), key(0x22));
+        let terminal = terminal(tpk.clone(), tak.clone());
+        let purchase = request(tpk.schedule(), tak.schedule(), "1234");
+        for pre in [
+            Prechecked::new(&purchase, Some(terminal.keys())),
+            Prechecked::new(&purchase, None),
+        ] {
+            assert_eq!(pre.digest, Some(content_digest(&purchase)));
+        }
+        let defaulted = Prechecked::default();
+        assert_eq!(
+            defaulted.content_digest(&purchase),
+            content_digest(&purchase)
+        );
+        // A balance inquiry's answer is not kept: nothing to compare it by.
+        let mut b = MessageBuilder::new(Mti::AUTHORIZATION_REQUEST);
+        b.set(Field::TerminalId, b"T0000009").unwrap();
+        let inquiry = Message::parse(b.build().unwrap()).unwrap();
+        assert_eq!(
+            Prechecked::new(&inquiry, Some(terminal.keys())).digest,
+            None
+        );
     }
 
     #[test]
