@@ -175,27 +175,24 @@ impl Schedule {
         final_permutation(l, r).to_be_bytes()
     }
 
-    /// Encrypts `block_a` under `a` and `block_b` under `b` with the rounds of the two
-    /// interleaved: a round waits for its table loads, and the other block's round fills that
-    /// wait, so two blocks cost less than two calls of [`Schedule::encrypt`].
-    pub fn encrypt_two(
-        a: &Schedule,
-        block_a: [u8; 8],
-        b: &Schedule,
-        block_b: [u8; 8],
-    ) -> ([u8; 8], [u8; 8]) {
-        let (mut la, mut ra) = initial_permutation(u64::from_be_bytes(block_a));
-        let (mut lb, mut rb) = initial_permutation(u64::from_be_bytes(block_b));
-        for (pair_a, pair_b) in a.0.chunks_exact(2).zip(b.0.chunks_exact(2)) {
-            la ^= feistel(ra, pair_a[0]);
-            lb ^= feistel(rb, pair_b[0]);
-            ra ^= feistel(la, pair_a[1]);
-            rb ^= feistel(lb, pair_b[1]);
-        }
-        (
-            final_permutation(ra, la).to_be_bytes(),
-            final_permutation(rb, lb).to_be_bytes(),
-        )
+    /// Encrypts `blocks[i]` under `schedules[i]` for each `i` with the rounds of all `N`
+    /// interleaved: a round waits for its table loads, and the other blocks' rounds fill that
+    /// wait, so `N` blocks cost much less than `N` calls of [`Schedule::encrypt`] (two: 0.68
+    /// of the time, four: 0.6; docs/CODEC.md).
+    pub fn encrypt_many<const N: usize>(
+        schedules: [&Schedule; N],
+        blocks: [[u8; 8]; N],
+    ) -> [[u8; 8]; N] {
+        many_rounds(schedules, blocks, |round| round)
+    }
+
+    /// Decrypts `blocks[i]` under `schedules[i]` for each `i`, interleaved like
+    /// [`Schedule::encrypt_many`].
+    pub fn decrypt_many<const N: usize>(
+        schedules: [&Schedule; N],
+        blocks: [[u8; 8]; N],
+    ) -> [[u8; 8]; N] {
+        many_rounds(schedules, blocks, |round| 15 - round)
     }
 
     /// The 16 rounds forward, between the permutations; returns (R16, L16), the order the
@@ -216,6 +213,31 @@ impl Schedule {
         }
         (r, l)
     }
+}
+
+/// One DES pass over each of `N` blocks, round keys taken in the order `key_of(round)`
+/// (forward to encrypt, backward to decrypt), the rounds of all blocks interleaved.
+#[inline(always)]
+fn many_rounds<const N: usize>(
+    schedules: [&Schedule; N],
+    blocks: [[u8; 8]; N],
+    key_of: impl Fn(usize) -> usize,
+) -> [[u8; 8]; N] {
+    let mut l = [0u32; N];
+    let mut r = [0u32; N];
+    for i in 0..N {
+        (l[i], r[i]) = initial_permutation(u64::from_be_bytes(blocks[i]));
+    }
+    // Two rounds per step, so the halves never need swapping.
+    for step in 0..8 {
+        for i in 0..N {
+            l[i] ^= feistel(r[i], schedules[i].0[key_of(2 * step)]);
+        }
+        for i in 0..N {
+            r[i] ^= feistel(l[i], schedules[i].0[key_of(2 * step + 1)]);
+        }
+    }
+    std::array::from_fn(|i| final_permutation(r[i], l[i]).to_be_bytes())
 }
 
 /// Two-key triple DES, encrypt-decrypt-encrypt (K1, K2, K1), as ANSI X9.52 keying option 2.

@@ -248,40 +248,33 @@ fn pan_field(pan: &str) -> Result<[u8; 8], PinError> {
 /// half and encrypted under the left again.
 pub fn retail_mac(tak: &TdesKey, data: &[u8]) -> [u8; 8] {
     let left = tak.0.left();
-    let mut state = 0u64;
+    let mut state = [0u8; 8];
     for index in 0..mac_blocks(data) {
-        state = u64::from_be_bytes(left.encrypt(mac_input(state, data, index)));
+        state = left.encrypt(mac_input(state, data, index));
     }
-    mac_finish(tak, state)
+    left.encrypt(tak.0.right().decrypt(state))
 }
 
-/// The retail MACs of two messages at once, each under its own key: the same as two calls of
-/// [`retail_mac`], with the two CBC chains' blocks encrypted together while both have blocks
-/// left ([`crate::des::Schedule::encrypt_two`]).
-pub fn retail_mac_pair(
-    (tak_a, data_a): (&TdesKey, &[u8]),
-    (tak_b, data_b): (&TdesKey, &[u8]),
-) -> ([u8; 8], [u8; 8]) {
-    let (left_a, left_b) = (tak_a.0.left(), tak_b.0.left());
-    let (blocks_a, blocks_b) = (mac_blocks(data_a), mac_blocks(data_b));
-    let (mut state_a, mut state_b) = (0u64, 0u64);
-    for index in 0..blocks_a.min(blocks_b) {
-        let (a, b) = Schedule::encrypt_two(
-            left_a,
-            mac_input(state_a, data_a, index),
-            left_b,
-            mac_input(state_b, data_b, index),
-        );
-        (state_a, state_b) = (u64::from_be_bytes(a), u64::from_be_bytes(b));
+/// The retail MACs of `N` messages at once, each under its own key: the same as `N` calls of
+/// [`retail_mac`], with the CBC chains' blocks encrypted together while they all have blocks
+/// left, and their finishing steps together ([`crate::des::Schedule::encrypt_many`]).
+pub fn retail_macs<const N: usize>(inputs: [(&TdesKey, &[u8]); N]) -> [[u8; 8]; N] {
+    let lefts: [&Schedule; N] = std::array::from_fn(|i| inputs[i].0 .0.left());
+    let blocks: [usize; N] = std::array::from_fn(|i| mac_blocks(inputs[i].1));
+    let shared = blocks.iter().copied().min().unwrap_or(0);
+    let mut states = [[0u8; 8]; N];
+    for index in 0..shared {
+        let chained = std::array::from_fn(|i| mac_input(states[i], inputs[i].1, index));
+        states = Schedule::encrypt_many(lefts, chained);
     }
-    // The longer message's blocks left, alone.
-    for index in blocks_b..blocks_a {
-        state_a = u64::from_be_bytes(left_a.encrypt(mac_input(state_a, data_a, index)));
+    // The longer messages' blocks left, each alone.
+    for (i, state) in states.iter_mut().enumerate() {
+        for index in shared..blocks[i] {
+            *state = lefts[i].encrypt(mac_input(*state, inputs[i].1, index));
+        }
     }
-    for index in blocks_a..blocks_b {
-        state_b = u64::from_be_bytes(left_b.encrypt(mac_input(state_b, data_b, index)));
-    }
-    (mac_finish(tak_a, state_a), mac_finish(tak_b, state_b))
+    let rights: [&Schedule; N] = std::array::from_fn(|i| inputs[i].0 .0.right());
+    Schedule::encrypt_many(lefts, Schedule::decrypt_many(rights, states))
 }
 
 /// Blocks of `data` after padding method 1: one zero block when it is empty.
@@ -290,19 +283,12 @@ fn mac_blocks(data: &[u8]) -> usize {
 }
 
 /// The CBC input of block `index`: that block of `data`, zero-padded, XOR the chain so far.
-fn mac_input(state: u64, data: &[u8], index: usize) -> [u8; 8] {
+fn mac_input(state: [u8; 8], data: &[u8], index: usize) -> [u8; 8] {
     let mut block = [0u8; 8];
     let rest = data.get(index * 8..).unwrap_or_default();
     let chunk = &rest[..rest.len().min(8)];
     block[..chunk.len()].copy_from_slice(chunk);
-    (state ^ u64::from_be_bytes(block)).to_be_bytes()
-}
-
-/// The last block decrypted under the right half and encrypted under the left again.
-fn mac_finish(tak: &TdesKey, state: u64) -> [u8; 8] {
-    tak.0
-        .left()
-        .encrypt(tak.0.right().decrypt(state.to_be_bytes()))
+    (u64::from_be_bytes(state) ^ u64::from_be_bytes(block)).to_be_bytes()
 }
 
 /// Whether `mac` is the retail MAC of `data`, compared in constant time.
@@ -311,6 +297,13 @@ pub fn verify_mac(tak: &TdesKey, data: &[u8], mac: &[u8]) -> bool {
         Ok(mac) => ct_eq(&retail_mac(tak, data), &mac),
         Err(_) => false,
     }
+}
+
+/// Whether each MAC is the retail MAC of its data under its key: [`verify_mac`] for `N`
+/// messages at once, their chains interleaved ([`retail_macs`]).
+pub fn verify_macs<const N: usize>(inputs: [(&TdesKey, &[u8], [u8; 8]); N]) -> [bool; N] {
+    let macs = retail_macs(inputs.map(|(tak, data, _)| (tak, data)));
+    std::array::from_fn(|i| ct_eq(&macs[i], &inputs[i].2))
 }
 
 /// Whether `message` carries a MAC (F64, or F128 with a secondary bitmap) that is right
@@ -357,7 +350,7 @@ mod tests {
     const PAN: &str = "6290001234567893";
 
     #[test]
-    fn a_pair_of_macs_equals_two_macs_whatever_the_lengths() {
+    fn macs_together_equal_macs_one_by_one_whatever_the_lengths() {
         let a = TdesKey::from_bytes(
             b"\x01\x23\x45\x67\x89\xAB\xCD\xEF\xFE\xDC\xBA\x98\x76\x54\x32\x10",
         );
@@ -370,13 +363,42 @@ mod tests {
         for len_a in [0, 1, 7, 8, 9, 16, 33, 120, 200] {
             for len_b in [0, 5, 8, 64, 121, 199] {
                 let (data_a, data_b) = (&data[..len_a], &data[200 - len_b..]);
+                let (mac_a, mac_b) = (retail_mac(&a, data_a), retail_mac(&b, data_b));
                 assert_eq!(
-                    retail_mac_pair((&a, data_a), (&b, data_b)),
-                    (retail_mac(&a, data_a), retail_mac(&b, data_b)),
+                    retail_macs([(&a, data_a), (&b, data_b)]),
+                    [mac_a, mac_b],
                     "lengths {len_a} and {len_b}"
+                );
+                assert_eq!(
+                    retail_macs([(&b, data_b), (&a, data_a), (&a, data_b), (&b, data_a)]),
+                    [mac_b, mac_a, retail_mac(&a, data_b), retail_mac(&b, data_a)],
+                    "four, lengths {len_a} and {len_b}"
                 );
             }
         }
+    }
+
+    #[test]
+    fn macs_verified_together_are_verified_one_by_one() {
+        let tak = TdesKey::from_bytes(
+            b"\x01\x23\x45\x67\x89\xAB\xCD\xEF\xFE\xDC\xBA\x98\x76\x54\x32\x10",
+        );
+        let (a, b) = (&b"a purchase"[..], &b"a refund of a purchase"[..]);
+        let (mac_a, mac_b) = (retail_mac(&tak, a), retail_mac(&tak, b));
+        let mut wrong = mac_b;
+        wrong[7] ^= 1;
+        assert_eq!(
+            verify_macs([(&tak, a, mac_a), (&tak, b, mac_b)]),
+            [true, true]
+        );
+        assert_eq!(
+            verify_macs([(&tak, a, mac_a), (&tak, b, wrong)]),
+            [true, false]
+        );
+        assert_eq!(
+            verify_macs([(&tak, a, mac_b), (&tak, b, mac_b)]),
+            [false, true]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod reference;
 
 use codec::des::{Schedule, Tdes2};
-use codec::security::{retail_mac, DesKey, TdesKey};
+use codec::security::{retail_mac, retail_macs, DesKey, TdesKey};
 use des::cipher::generic_array::GenericArray;
 use des::cipher::KeyInit;
 use des::Des;
@@ -30,6 +30,22 @@ proptest! {
     }
 
     #[test]
+    fn blocks_done_together_match_the_des_crate(
+        keys in any::<[[u8; 8]; 3]>(),
+        blocks in any::<[[u8; 8]; 3]>(),
+    ) {
+        let schedules = keys.map(|key| Schedule::new(&key));
+        let together = [&schedules[0], &schedules[1], &schedules[2]];
+        let ciphers = Schedule::encrypt_many(together, blocks);
+        for i in 0..3 {
+            let theirs = Des::new(GenericArray::from_slice(&keys[i]));
+            prop_assert_eq!(ciphers[i], encrypt(&theirs, blocks[i]));
+            prop_assert_eq!(Schedule::decrypt_many(together, blocks)[i], decrypt(&theirs, blocks[i]));
+        }
+        prop_assert_eq!(Schedule::decrypt_many(together, ciphers), blocks);
+    }
+
+    #[test]
     fn tdes_matches_the_des_crate(key in any::<[u8; 16]>(), block in any::<[u8; 8]>()) {
         let theirs = Reference::new(&key);
         let cipher = Tdes2::new(&key).encrypt(block);
@@ -47,6 +63,21 @@ proptest! {
     ) {
         let ours = retail_mac(&TdesKey::from_bytes(&key), &data);
         prop_assert_eq!(ours, Reference::new(&key).retail_mac(&data));
+    }
+
+    #[test]
+    fn retail_macs_together_match_the_des_crate(
+        keys in any::<[[u8; 16]; 3]>(),
+        lengths in any::<[prop::sample::Index; 3]>(),
+        data in proptest::collection::vec(any::<u8>(), 300),
+    ) {
+        let tdes = keys.map(|key| TdesKey::from_bytes(&key));
+        let inputs: [(&TdesKey, &[u8]); 3] =
+            std::array::from_fn(|i| (&tdes[i], &data[..lengths[i].index(300)]));
+        let macs = retail_macs(inputs);
+        for i in 0..3 {
+            prop_assert_eq!(macs[i], Reference::new(&keys[i]).retail_mac(inputs[i].1));
+        }
     }
 }
 

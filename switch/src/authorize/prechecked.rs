@@ -5,7 +5,7 @@
 //! key, and otherwise does the work itself: a decision is the same as if every check ran on
 //! the engine thread.
 
-use codec::security::{decrypt_pin_block, verify_mac, Pin, PinError};
+use codec::security::{decrypt_pin_block, verify_mac, verify_macs, Pin, PinError, TdesKey};
 use codec::Message;
 
 use crate::authorize::{answer_kept_for, content_digest};
@@ -33,6 +33,41 @@ pub struct Prechecked {
 impl Prechecked {
     /// Checks `msg`'s MAC when the terminal must MAC, and decrypts its PIN block if it has one.
     pub fn new(msg: &Message, keys: Option<TerminalKeys>) -> Prechecked {
+        Prechecked::with_mac_check(msg, keys, |tak| mac_valid_under(msg, tak))
+    }
+
+    /// [`Prechecked::new`] for two requests read together, their MACs checked together when
+    /// both carry one to check: two DES chains interleaved take 0.7 of the time of two in
+    /// turn (docs/CODEC.md).
+    pub fn pair(
+        first: (&Message, Option<TerminalKeys>),
+        second: (&Message, Option<TerminalKeys>),
+    ) -> [Prechecked; 2] {
+        let macs = [
+            mac_to_check(first.0, &first.1),
+            mac_to_check(second.0, &second.1),
+        ];
+        match macs {
+            [Some(mac_a), Some(mac_b)] => {
+                let [valid_a, valid_b] = verify_macs([mac_a, mac_b]);
+                [
+                    Prechecked::with_mac_check(first.0, first.1, |_| valid_a),
+                    Prechecked::with_mac_check(second.0, second.1, |_| valid_b),
+                ]
+            }
+            _ => [
+                Prechecked::new(first.0, first.1),
+                Prechecked::new(second.0, second.1),
+            ],
+        }
+    }
+
+    /// The checks, with `mac_valid` telling whether the MAC is right under the TAK.
+    fn with_mac_check(
+        msg: &Message,
+        keys: Option<TerminalKeys>,
+        mac_valid: impl FnOnce(&TerminalKey) -> bool,
+    ) -> Prechecked {
         let digest = answer_kept_for(msg).then(|| content_digest(msg));
         let Some(keys) = keys else {
             return Prechecked {
@@ -42,7 +77,7 @@ impl Prechecked {
         };
         let mac_valid = keys.tak.as_ref().map(|tak| Under {
             key: tak.clone(),
-            value: mac_valid_under(msg, tak),
+            value: mac_valid(tak),
         });
         let pan = msg.pan().and_then(|pan| Pan::parse(pan).ok());
         let pin = match (msg.pin_block(), pan) {
@@ -106,6 +141,15 @@ impl Prechecked {
             _ => check(decrypt_pin_block(terminal.tpk.schedule(), pan.as_str(), block).as_ref()),
         }
     }
+}
+
+/// The key, covered bytes and MAC of a request whose terminal MACs and that carries one.
+fn mac_to_check<'a>(
+    msg: &'a Message,
+    keys: &'a Option<TerminalKeys>,
+) -> Option<(&'a TdesKey, &'a [u8], [u8; 8])> {
+    let tak = keys.as_ref()?.tak.as_ref()?;
+    Some((tak.schedule(), msg.mac_input()?, msg.mac()?))
 }
 
 fn mac_valid_under(msg: &Message, tak: &TerminalKey) -> bool {
@@ -218,6 +262,31 @@ mod tests {
             Prechecked::new(&inquiry, Some(terminal.keys())).digest,
             None
         );
+    }
+
+    #[test]
+    fn a_pair_is_checked_as_each_would_be_alone() {
+        let (tpk, tak) = (key(0x11), key(0x22));
+        let terminal = terminal(tpk.clone(), tak.clone());
+        let right = request(tpk.schedule(), tak.schedule(), "1234");
+        let wrong = request(tpk.schedule(), key(0x55).schedule(), "98765");
+        let keys = || Some(terminal.keys());
+        for (a, b) in [(&right, &wrong), (&wrong, &right), (&right, &right)] {
+            let [pre_a, pre_b] = Prechecked::pair((a, keys()), (b, keys()));
+            assert_eq!(pre_a.mac_valid(a, &terminal), std::ptr::eq(a, &right));
+            assert_eq!(pre_b.mac_valid(b, &terminal), std::ptr::eq(b, &right));
+            assert_eq!(
+                pin_of(&pre_a, &terminal, a),
+                pin_of(&Prechecked::new(a, keys()), &terminal, a)
+            );
+            assert_eq!(pre_b.keys_to_learn(&terminal), None);
+        }
+        // Only one with keys: each checked alone.
+        let [pre_a, pre_b] = Prechecked::pair((&right, None), (&wrong, keys()));
+        assert!(pre_a.mac_valid(&right, &terminal));
+        assert_eq!(pre_a.keys_to_learn(&terminal), Some(terminal.keys()));
+        assert!(!pre_b.mac_valid(&wrong, &terminal));
+        assert_eq!(pin_of(&pre_b, &terminal, &wrong).as_deref(), Some("98765"));
     }
 
     #[test]

@@ -122,20 +122,27 @@ where
             }
             // Backpressure: at the limit, stop reading until a request completes.
             next = framed.next(), if reading && requests.len() < limit => {
-                let frame = match next {
-                    Some(Ok(frame)) => frame,
-                    Some(Err(error)) => {
-                        reading = false;
-                        rejected(&host, error);
-                        continue;
-                    }
-                    None => {
-                        reading = false;
-                        continue;
-                    }
+                let Some(frame) = read_frame(&host, next, &mut reading) else {
+                    continue;
                 };
                 last_frame = Instant::now();
-                requests.push(request(&host, &known_keys, frame, last_frame));
+                // A second frame already read goes with this one: their MACs are checked
+                // together. (Polled with a no-op waker: the loop polls again before sleeping.)
+                let second = if requests.len() + 1 < limit {
+                    framed
+                        .next()
+                        .now_or_never()
+                        .and_then(|next| read_frame(&host, next, &mut reading))
+                } else {
+                    None
+                };
+                let submitted = match second {
+                    None => [Some(decide(&host, &known_keys, frame)), None],
+                    Some(second) => decide_pair(&host, &known_keys, frame, second).map(Some),
+                };
+                for submitted in submitted.into_iter().flatten() {
+                    requests.push(request(&host, &known_keys, submitted, last_frame));
+                }
             }
             // Re-armed from the last frame rather than reset on each one, which costs more.
             () = &mut idle_timer, if reading => {
@@ -149,6 +156,27 @@ where
             }
             () = &mut cancelled, if reading => reading = false,
             else => break,
+        }
+    }
+}
+
+/// The frame read, if any; otherwise the connection stops reading (the peer closed, or the
+/// frame was refused: counted).
+fn read_frame(
+    host: &Host,
+    next: Option<Result<Bytes, FrameError>>,
+    reading: &mut bool,
+) -> Option<Bytes> {
+    match next {
+        Some(Ok(frame)) => Some(frame),
+        Some(Err(error)) => {
+            *reading = false;
+            rejected(host, error);
+            None
+        }
+        None => {
+            *reading = false;
+            None
         }
     }
 }
@@ -171,8 +199,8 @@ fn rejected(host: &Host, error: FrameError) {
 }
 
 /// Writes `first` and every other answer already complete, then flushes once: one system
-/// call for all of them instead of one each. Their MACs are computed two at a time first
-/// ([`respond::mac_waiting`]).
+/// call for all of them instead of one each. Their MACs are computed up to four at a time
+/// first ([`respond::mac_waiting`]).
 async fn write_answers<S, F>(
     framed: &mut Framed<S, FrameCodec>,
     first: Option<Response>,
@@ -196,27 +224,31 @@ where
     SinkExt::<Bytes>::flush(framed).await
 }
 
-/// One request, from its frame to its response (`None` when there is nothing to answer).
+/// A request handed to the engine, with the terminal it names; or why its frame did not parse.
+type Submitted = Result<(Option<TerminalId>, ledger::Pending<Decided>), codec::ParseError>;
+
+/// One request, from its submission to its response (`None` when there is nothing to answer).
 async fn request(
     host: &Arc<Host>,
     known_keys: &KnownKeys,
-    frame: Bytes,
+    submitted: Submitted,
     started: Instant,
 ) -> Option<Response> {
     host.metrics.in_flight.inc();
-    let response = answer(host, known_keys, frame, started).await;
+    let response = answer(host, known_keys, submitted, started).await;
     host.metrics.in_flight.dec();
     response
 }
 
-/// Decides one frame and builds its response; `None` when there is nothing to answer.
+/// Waits for the engine's decision and builds the response; `None` when there is nothing to
+/// answer.
 async fn answer(
     host: &Arc<Host>,
     known_keys: &KnownKeys,
-    frame: Bytes,
+    submitted: Submitted,
     started: Instant,
 ) -> Option<Response> {
-    let (terminal, pending) = match decide(host, known_keys, frame) {
+    let (terminal, pending) = match submitted {
         Ok(submitted) => submitted,
         Err(error) => return answer_unparsable(host, error).await,
     };
@@ -306,19 +338,60 @@ struct Decided {
     learned: Option<TerminalKeys>,
 }
 
-/// Parses a frame, checks its MAC and PIN block here and hands the request to the engine
-/// thread; with the terminal it names. A plain function rather than part of [`answer`]: the
-/// request and its checks are moved into the engine's job, and locals of an `async fn` keep
-/// their room in its future even once moved, which every request's future would carry.
-fn decide(
-    host: &Host,
-    known_keys: &KnownKeys,
-    frame: Bytes,
-) -> Result<(Option<TerminalId>, ledger::Pending<Decided>), codec::ParseError> {
+/// A request parsed, with the terminal it names and the keys its connection knows for it.
+struct Parsed {
+    request: Message,
+    terminal: Option<TerminalId>,
+    keys: Option<TerminalKeys>,
+}
+
+fn parse(known_keys: &KnownKeys, frame: Bytes) -> Result<Parsed, codec::ParseError> {
     let request = Message::parse(frame)?;
     let terminal = request.terminal_id().and_then(TerminalId::parse);
     let keys = terminal.and_then(|id| lock(known_keys).get(&id).cloned());
-    let prechecked = Prechecked::new(&request, keys);
+    Ok(Parsed {
+        request,
+        terminal,
+        keys,
+    })
+}
+
+/// Parses a frame, checks its MAC and PIN block here and hands the request to the engine
+/// thread. Plain functions rather than part of [`answer`]: the request and its checks are
+/// moved into the engine's job, and locals of an `async fn` keep their room in its future
+/// even once moved, which every request's future would carry.
+fn decide(host: &Host, known_keys: &KnownKeys, frame: Bytes) -> Submitted {
+    let parsed = parse(known_keys, frame)?;
+    let prechecked = Prechecked::new(&parsed.request, parsed.keys);
+    Ok(submit(host, parsed.request, parsed.terminal, prechecked))
+}
+
+/// [`decide`] for two frames read together, in order, their MACs checked together.
+fn decide_pair(host: &Host, known_keys: &KnownKeys, first: Bytes, second: Bytes) -> [Submitted; 2] {
+    match (parse(known_keys, first), parse(known_keys, second)) {
+        (Ok(a), Ok(b)) => {
+            let [checked_a, checked_b] =
+                Prechecked::pair((&a.request, a.keys), (&b.request, b.keys));
+            [
+                Ok(submit(host, a.request, a.terminal, checked_a)),
+                Ok(submit(host, b.request, b.terminal, checked_b)),
+            ]
+        }
+        (a, b) => [a, b].map(|parsed| {
+            let parsed = parsed?;
+            let prechecked = Prechecked::new(&parsed.request, parsed.keys);
+            Ok(submit(host, parsed.request, parsed.terminal, prechecked))
+        }),
+    }
+}
+
+/// Hands a checked request to the engine thread.
+fn submit(
+    host: &Host,
+    request: Message,
+    terminal: Option<TerminalId>,
+    prechecked: Prechecked,
+) -> (Option<TerminalId>, ledger::Pending<Decided>) {
     let policy = host.policy.clone();
     let now = now_ms();
     let gate = authorize::BankGate {
@@ -345,7 +418,7 @@ fn decide(
             learned,
         }
     });
-    Ok((terminal, pending))
+    (terminal, pending)
 }
 
 async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option<Response> {
