@@ -177,8 +177,8 @@ impl Schedule {
 
     /// Encrypts `blocks[i]` under `schedules[i]` for each `i` with the rounds of all `N`
     /// interleaved: a round waits for its table loads, and the other blocks' rounds fill that
-    /// wait, so `N` blocks cost much less than `N` calls of [`Schedule::encrypt`] (two: 0.68
-    /// of the time, four: 0.6; docs/CODEC.md).
+    /// wait, so `N` blocks cost much less than `N` calls of [`Schedule::encrypt`] (retail MACs:
+    /// two together take 0.6 of the time of two in turn, four 0.5; docs/CODEC.md).
     pub fn encrypt_many<const N: usize>(
         schedules: [&Schedule; N],
         blocks: [[u8; 8]; N],

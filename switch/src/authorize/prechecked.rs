@@ -37,7 +37,7 @@ impl Prechecked {
     }
 
     /// [`Prechecked::new`] for two requests read together, their MACs checked together when
-    /// both carry one to check: two DES chains interleaved take 0.7 of the time of two in
+    /// both carry one to check: two DES chains interleaved take 0.6 of the time of two in
     /// turn (docs/CODEC.md).
     pub fn pair(
         first: (&Message, Option<TerminalKeys>),

@@ -12,7 +12,7 @@ use crate::state::registry::TerminalKey;
 /// A response as the connection's writer gets it: built, or, for a MAC terminal, built up to
 /// its MAC with the key to MAC it. The writer MACs the responses it writes together up to four
 /// at a time ([`mac_waiting`]): a retail MAC is a chain of dependent DES rounds, and chains
-/// interleaved take 0.6-0.7 of the time of the same chains in turn (docs/CODEC.md).
+/// interleaved take 0.5-0.6 of the time of the same chains in turn (docs/CODEC.md).
 pub enum Response {
     Built(Bytes),
     WaitingForMac {
