@@ -125,7 +125,10 @@ impl<S: StateMachine> EngineLoop<S> {
             // took (with them their completions, answering `Stopped`), then refuse the rest
             // until shutdown, unless the shutdown request was already taken.
             let shutdown_seen = self.shutting_down
-                || (self.ahead.iter()).any(|request| matches!(request, Request::Shutdown));
+                || self
+                    .ahead
+                    .iter()
+                    .any(|request| matches!(request, Request::Shutdown));
             drop(self);
             drop(groups);
             if !shutdown_seen {

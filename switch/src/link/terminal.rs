@@ -361,7 +361,11 @@ fn parse(known_keys: &KnownKeys, frame: Bytes) -> Result<Parsed, codec::ParseErr
 /// moved into the engine's job, and locals of an `async fn` keep their room in its future
 /// even once moved, which every request's future would carry.
 fn decide(host: &Host, known_keys: &KnownKeys, frame: Bytes) -> Submitted {
-    let parsed = parse(known_keys, frame)?;
+    decide_parsed(host, parse(known_keys, frame))
+}
+
+fn decide_parsed(host: &Host, parsed: Result<Parsed, codec::ParseError>) -> Submitted {
+    let parsed = parsed?;
     let prechecked = Prechecked::new(&parsed.request, parsed.keys);
     Ok(submit(host, parsed.request, parsed.terminal, prechecked))
 }
@@ -377,11 +381,7 @@ fn decide_pair(host: &Host, known_keys: &KnownKeys, first: Bytes, second: Bytes)
                 Ok(submit(host, b.request, b.terminal, checked_b)),
             ]
         }
-        (a, b) => [a, b].map(|parsed| {
-            let parsed = parsed?;
-            let prechecked = Prechecked::new(&parsed.request, parsed.keys);
-            Ok(submit(host, parsed.request, parsed.terminal, prechecked))
-        }),
+        (a, b) => [a, b].map(|parsed| decide_parsed(host, parsed)),
     }
 }
 
