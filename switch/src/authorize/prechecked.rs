@@ -5,7 +5,7 @@
 //! key, and otherwise does the work itself: a decision is the same as if every check ran on
 //! the engine thread.
 
-use codec::security::{decrypt_pin_block, verify_mac, verify_macs, Pin, PinError, TdesKey};
+use codec::security::{decrypt_pin_block, verify_macs, verify_message_mac, Pin, PinError, TdesKey};
 use codec::Message;
 
 use crate::authorize::{answer_kept_for, content_digest};
@@ -153,10 +153,7 @@ fn mac_to_check<'a>(
 }
 
 fn mac_valid_under(msg: &Message, tak: &TerminalKey) -> bool {
-    match (msg.mac(), msg.mac_input()) {
-        (Some(mac), Some(input)) => verify_mac(tak.schedule(), input, &mac),
-        _ => false,
-    }
+    verify_message_mac(tak.schedule(), msg)
 }
 
 #[cfg(test)]
