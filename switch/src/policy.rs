@@ -12,7 +12,7 @@ pub struct Policy {
     pub utc_offset_minutes: i32,
     pub pin_tries_max: u8,
     /// Key of the PIN verification values (HMAC-SHA-256).
-    pub pin_key: [u8; 32],
+    pub pin_key: crate::pin::VerificationKey,
     pub blacklist_page_entries: usize,
     pub replacement_fee_minor: u64,
     pub cancel_balance_to_forfeit: bool,
@@ -45,7 +45,7 @@ impl Policy {
             institution_id: config.host.institution_id.clone(),
             utc_offset_minutes: config.host.utc_offset_minutes,
             pin_tries_max: config.security.pin_tries_max,
-            pin_key,
+            pin_key: crate::pin::VerificationKey::new(&pin_key),
             blacklist_page_entries: config.terminal_link.blacklist_page_entries,
             replacement_fee_minor: parse_amount(&config.cards.replacement_fee).expect("validated"),
             cancel_balance_to_forfeit: config.cards.cancel_balance_to == "forfeit",
