@@ -95,23 +95,21 @@ impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
     }
 
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        if self
+        let in_last_run = self
             .runs
-            .first_key_value()
-            .is_none_or(|(lowest, _)| key < *lowest)
-        {
-            // Below every run (or none yet): the first run takes it, under its new lowest key.
-            let run = match self.runs.pop_first() {
-                Some((_, run)) => run,
-                None => Arc::new(Vec::new()),
-            };
-            self.runs.insert(key.clone(), run);
-        }
-        let (_, run) = self
-            .runs
-            .range_mut(..=&key)
-            .next_back()
-            .expect("the first run starts at or below the key");
+            .last_key_value()
+            .is_some_and(|(lowest, _)| *lowest <= key);
+        let run = if in_last_run {
+            // The usual case (keys mostly rise): the last run, reached down the map's right
+            // edge, without the range search of `run_to_take` (2 % of the engine thread's
+            // samples in a profile, two inserts per purchase).
+            self.runs
+                .last_entry()
+                .expect("a last run was just seen")
+                .into_mut()
+        } else {
+            Self::run_to_take(&mut self.runs, &key)
+        };
         let found = search(run, &key);
         let run = Arc::make_mut(run);
         let previous = match found {
@@ -132,6 +130,28 @@ impl<K: Ord + Clone, V: Clone> CowOrdMap<K, V> {
             self.runs.insert(middle, Arc::new(upper));
         }
         previous
+    }
+
+    /// The run that takes `key`, below the last run's lowest key: the first run when `key` is
+    /// below every run (or there is none), under its new lowest key.
+    fn run_to_take<'a>(
+        runs: &'a mut BTreeMap<K, Arc<Run<K, V>>>,
+        key: &K,
+    ) -> &'a mut Arc<Run<K, V>> {
+        if runs
+            .first_key_value()
+            .is_none_or(|(lowest, _)| key < lowest)
+        {
+            let run = match runs.pop_first() {
+                Some((_, run)) => run,
+                None => Arc::new(Vec::new()),
+            };
+            runs.insert(key.clone(), run);
+        }
+        runs.range_mut(..=key)
+            .next_back()
+            .expect("the first run starts at or below the key")
+            .1
     }
 
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&K, &V)> + '_ {
