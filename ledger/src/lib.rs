@@ -44,7 +44,7 @@ pub use account::{Account, AccountId, AccountKind, Side};
 pub use book::{Book, BookCheck, BookSnapshot, LedgerEvent, Prepared, Totals, TransferError};
 pub use engine::{
     Engine, EngineConfig, EngineError, EngineStats, Pending, RecoveryError, RecoveryReport,
-    StageTimes, Timed, WalFailure,
+    StageTimes, ThreadStart, Timed, WalFailure,
 };
 pub use history::AppliedTransfer;
 pub use sim_disk::SimDisk;

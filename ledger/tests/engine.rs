@@ -631,3 +631,29 @@ fn stage_times_show_where_a_request_waited() {
     );
     drop(gate);
 }
+
+#[test]
+fn the_commit_thread_start_runs_first_on_the_engine_and_wal_threads() {
+    let started: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = started.clone();
+    let config = EngineConfig {
+        commit_thread_start: Some(ThreadStart(Arc::new(move || {
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            record.lock().unwrap().push(name);
+        }))),
+        ..test_config()
+    };
+    let (engine, _) = Engine::open(Box::new(SimDisk::new()), None, config, Book::new).unwrap();
+    // A request is answered once both threads have run it through: both have started.
+    let opened = engine.execute(|tx| {
+        let id = tx.state().next_account_id();
+        tx.emit(LedgerEvent::OpenAccount {
+            id,
+            kind: AccountKind::CardStoredValue,
+        });
+    });
+    opened.wait().unwrap();
+    let mut names = started.lock().unwrap().clone();
+    names.sort();
+    assert_eq!(names, ["ledger-engine", "ledger-wal"]);
+}

@@ -51,6 +51,10 @@ pub struct HostConfig {
     pub outbox_dir: PathBuf,
     /// How the kernel schedules the host's threads (`crate::scheduling`).
     pub cpu_scheduling: CpuScheduling,
+    /// The two commit threads (ledger engine, WAL writer) run `SCHED_OTHER` asking for a
+    /// slice of this many microseconds, so that a hand-off to them preempts
+    /// (`crate::scheduling`); 0 leaves them under `cpu_scheduling`. 100 to 100,000.
+    pub commit_thread_slice_us: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -200,6 +204,7 @@ impl Default for HostConfig {
             data_dir: "data".into(),
             outbox_dir: "outbox".into(),
             cpu_scheduling: CpuScheduling::Batch,
+            commit_thread_slice_us: 100,
         }
     }
 }
@@ -321,6 +326,13 @@ impl Config {
                 message: message.to_owned(),
             })
         };
+        let slice = self.host.commit_thread_slice_us;
+        if slice != 0 && !(100..=100_000).contains(&slice) {
+            return invalid(
+                "host.commit_thread_slice_us",
+                "must be 0 (off) or 100 to 100000 (the kernel's range of slices)",
+            );
+        }
         if self.host.institution_id.is_empty()
             || self.host.institution_id.len() > 11
             || !self.host.institution_id.bytes().all(|b| b.is_ascii_digit())
@@ -462,5 +474,22 @@ mod tests {
         assert_eq!(config.cards.temporary.daily_count, 20);
         assert_eq!(config.cards.staff.per_txn, "2000.00");
         assert!(toml::from_str::<Config>("[cards.staff]\nweekly = \"1.00\"\n").is_err());
+    }
+
+    #[test]
+    fn the_commit_threads_slice_is_off_or_within_the_kernels_range() {
+        let with_slice = |slice: u32| {
+            let mut config = Config::default();
+            config.host.commit_thread_slice_us = slice;
+            config.validate()
+        };
+        assert_eq!(Config::default().host.commit_thread_slice_us, 100);
+        for fine in [0, 100, 3_000, 100_000] {
+            assert!(with_slice(fine).is_ok(), "{fine}");
+        }
+        for refused in [1, 99, 100_001] {
+            let error = with_slice(refused).expect_err("out of range").to_string();
+            assert!(error.contains("host.commit_thread_slice_us"), "{error}");
+        }
     }
 }

@@ -6,13 +6,13 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use ledger::engine::{Engine, EngineConfig};
+use ledger::engine::{Engine, EngineConfig, ThreadStart};
 use ledger::sled_wal::SledWal;
 use ledger::snapshot::SnapshotStore;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::clock::{next_day, now_ms, parse_hh_mm, DateTime};
 use crate::config::Config;
@@ -143,6 +143,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What the commit threads do first: ask for their short slice (`crate::scheduling`).
+fn commit_thread_start(slice_us: u32) -> Option<ThreadStart> {
+    if slice_us == 0 {
+        return None;
+    }
+    let slice = Duration::from_micros(slice_us.into());
+    Some(ThreadStart(Arc::new(move || {
+        if let Err(error) = crate::scheduling::prompt_commit_thread(slice) {
+            let thread = std::thread::current();
+            warn!(
+                thread = thread.name().unwrap_or("?"),
+                %error,
+                "cannot give the commit thread its short slice: it keeps the host's policy"
+            );
+        }
+    })))
+}
+
 async fn recover(config: &Config, metrics: &Metrics) -> anyhow::Result<Engine<HostState>> {
     let data_dir = config.host.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
@@ -151,6 +169,7 @@ async fn recover(config: &Config, metrics: &Metrics) -> anyhow::Result<Engine<Ho
         group_max_events: config.ledger.group_max_events,
         group_wait: Duration::from_micros(config.ledger.group_wait_us),
         snapshot_every_records: config.ledger.snapshot_every_records,
+        commit_thread_start: commit_thread_start(config.host.commit_thread_slice_us),
         ..EngineConfig::default()
     };
     let (engine, report) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {

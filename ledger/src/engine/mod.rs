@@ -70,6 +70,19 @@ pub struct EngineConfig {
     /// holds up a group for long.
     pub trim_step_records: usize,
     pub on_wal_failure: WalFailure,
+    /// Run first on each of the two commit threads (the engine's, the WAL writer's), which
+    /// every request waits for in turn: the host sets their CPU scheduling there.
+    pub commit_thread_start: Option<ThreadStart>,
+}
+
+/// A function a thread runs when it starts.
+#[derive(Clone)]
+pub struct ThreadStart(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for ThreadStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ThreadStart(..)")
+    }
 }
 
 impl Default for EngineConfig {
@@ -81,6 +94,7 @@ impl Default for EngineConfig {
             snapshot_every_records: 1_000_000,
             trim_step_records: 1024,
             on_wal_failure: WalFailure::Abort,
+            commit_thread_start: None,
         }
     }
 }
@@ -166,6 +180,9 @@ impl<S: StateMachine> Engine<S> {
             let stats = stats.clone();
             let config = config.clone();
             threads.push(spawn("ledger-wal", move || {
+                if let Some(start) = &config.commit_thread_start {
+                    (start.0)();
+                }
                 let snapshots = threads::SnapshotHandOff {
                     jobs: snapshot_sender,
                     thread: snapshot_thread,
@@ -175,9 +192,13 @@ impl<S: StateMachine> Engine<S> {
         }
         {
             let stats = stats.clone();
+            let start = config.commit_thread_start.clone();
             let engine =
                 threads::EngineLoop::new(state, report.last_seq + 1, config, stats, has_snapshots);
             threads.push(spawn("ledger-engine", move || {
+                if let Some(start) = &start {
+                    (start.0)();
+                }
                 engine.run(request_receiver, group_sender)
             }));
         }
