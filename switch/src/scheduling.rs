@@ -17,7 +17,8 @@
 //! `SCHED_OTHER` asking for a short slice (`sched_setattr`'s `sched_runtime`, which Linux 6.12
 //! and later take as the EEVDF slice of a fair thread): a woken commit thread's early
 //! deadline lets it preempt at once, and it gives the core back after its short slice.
-//! Older kernels ignore the slice and run them as plain `SCHED_OTHER`.
+//! Older kernels have no such slice: they ignore it or refuse the call (a warning is logged
+//! and the thread keeps the host's policy).
 
 use serde::Deserialize;
 
@@ -160,13 +161,12 @@ mod tests {
     fn a_commit_thread_leaves_batch_for_normal_with_a_short_slice() {
         std::thread::spawn(|| {
             apply_to_this_thread(CpuScheduling::Batch).unwrap();
-            prompt_commit_thread(std::time::Duration::from_micros(100))
-                .expect("SCHED_OTHER with a slice needs no privilege");
-            let (policy, slice_ns) = attr_of_this_thread();
-            assert_eq!(policy, libc::SCHED_OTHER as u32);
-            if kernel_release() >= (6, 12) {
-                assert_eq!(slice_ns, 100_000);
+            let applied = prompt_commit_thread(std::time::Duration::from_micros(100));
+            if kernel_release() < (6, 12) {
+                return; // no fair slices to ask for: ignored or refused, and logged
             }
+            applied.expect("SCHED_OTHER with a slice needs no privilege");
+            assert_eq!(attr_of_this_thread(), (libc::SCHED_OTHER as u32, 100_000));
         })
         .join()
         .unwrap();

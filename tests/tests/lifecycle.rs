@@ -44,9 +44,21 @@ fn every_thread_runs_under_the_configured_cpu_scheduling_policy() {
     const SCHED_OTHER: u32 = 0;
     const SCHED_BATCH: u32 = 3;
     const SCHED_IDLE: u32 = 5;
-    for (config, expected) in [
-        ("", SCHED_BATCH),
-        ("[host]\ncpu_scheduling = \"normal\"\n", SCHED_OTHER),
+    // (configuration, every thread's policy, the commit threads' policy and slice in ns)
+    for (config, expected, commit, commit_slice) in [
+        ("", SCHED_BATCH, SCHED_OTHER, Some(100_000)),
+        (
+            "[host]\ncommit_thread_slice_us = 0\n",
+            SCHED_BATCH,
+            SCHED_BATCH,
+            None,
+        ),
+        (
+            "[host]\ncpu_scheduling = \"normal\"\ncommit_thread_slice_us = 250\n",
+            SCHED_OTHER,
+            SCHED_OTHER,
+            Some(250_000),
+        ),
     ] {
         let host = HostProcess::start(HostOptions {
             config: config.into(),
@@ -60,27 +72,72 @@ fn every_thread_runs_under_the_configured_cpu_scheduling_policy() {
             threads.len() > 3,
             "the host runs several threads: {threads:?}"
         );
-        for (name, policy) in &threads {
+        for thread in &threads {
+            let name = thread.name.as_str();
+            let is_commit_thread = name == "ledger-engine" || name == "ledger-wal";
+            // Threads a commit thread starts inherit its policy (sled's IO pool, the chunk
+            // warmers): the commit threads' or the host's, depending on when they start.
+            let started_by_commit = name.starts_with("sled-io") || name.starts_with("ledger-warm");
             // A periodic snapshot is written under SCHED_IDLE (ledger::engine::priority).
-            let snapshot_in_background = name == "ledger-snapshot" && *policy == SCHED_IDLE;
+            let snapshot_in_background = name == "ledger-snapshot" && thread.policy == SCHED_IDLE;
+            let allowed = if is_commit_thread {
+                thread.policy == commit
+            } else {
+                thread.policy == expected
+                    || snapshot_in_background
+                    || started_by_commit && thread.policy == commit
+            };
+            assert!(allowed, "thread {name} with {config:?}: {threads:?}");
+            if let (true, Some(slice), true) = (is_commit_thread, commit_slice, fair_slices()) {
+                assert_eq!(thread.slice_ns, Some(slice), "{name} with {config:?}");
+            }
+        }
+        for commit_thread in ["ledger-engine", "ledger-wal"] {
             assert!(
-                *policy == expected || snapshot_in_background,
-                "thread {name} with {config:?}: {threads:?}"
+                threads.iter().any(|t| t.name == commit_thread),
+                "{threads:?}"
             );
         }
     }
 }
 
+#[derive(Debug)]
+struct ThreadPolicy {
+    name: String,
+    policy: u32,
+    /// The scheduler's slice for it (`se.slice` in /proc/PID/task/TID/sched), when shown.
+    slice_ns: Option<u64>,
+}
+
+/// Whether this kernel gives fair threads the slice they ask for (Linux 6.12 and later).
+fn fair_slices() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|n| n.parse::<u32>().unwrap_or(0));
+    (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0)) >= (6, 12)
+}
+
 /// Each thread of `pid`: its name and scheduling policy (field 41 of /proc/PID/task/TID/stat).
-fn thread_policies(pid: u32) -> Vec<(String, u32)> {
+fn thread_policies(pid: u32) -> Vec<ThreadPolicy> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc lists the threads");
     tasks
         .map(|task| {
-            let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+            let path = task.unwrap().path();
+            let stat = std::fs::read_to_string(path.join("stat")).unwrap();
             // The name (field 2) is in parentheses and may hold spaces: count after it.
             let (name, rest) = stat.split_once(" (").unwrap().1.rsplit_once(") ").unwrap();
             let policy = rest.split(' ').nth(41 - 3).unwrap().parse().unwrap();
-            (name.to_owned(), policy)
+            let sched = std::fs::read_to_string(path.join("sched")).unwrap_or_default();
+            let slice_ns = sched
+                .lines()
+                .find(|line| line.starts_with("se.slice "))
+                .and_then(|line| line.rsplit(':').next()?.trim().parse().ok());
+            ThreadPolicy {
+                name: name.to_owned(),
+                policy,
+                slice_ns,
+            }
         })
         .collect()
 }
