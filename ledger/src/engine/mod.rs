@@ -79,6 +79,15 @@ pub struct EngineConfig {
 #[derive(Clone)]
 pub struct ThreadStart(pub Arc<dyn Fn() + Send + Sync>);
 
+impl ThreadStart {
+    /// Runs `start`, if any, on the calling thread.
+    fn run(start: &Option<ThreadStart>) {
+        if let Some(start) = start {
+            (start.0)();
+        }
+    }
+}
+
 impl std::fmt::Debug for ThreadStart {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ThreadStart(..)")
@@ -180,9 +189,7 @@ impl<S: StateMachine> Engine<S> {
             let stats = stats.clone();
             let config = config.clone();
             threads.push(spawn("ledger-wal", move || {
-                if let Some(start) = &config.commit_thread_start {
-                    (start.0)();
-                }
+                ThreadStart::run(&config.commit_thread_start);
                 let snapshots = threads::SnapshotHandOff {
                     jobs: snapshot_sender,
                     thread: snapshot_thread,
@@ -196,9 +203,7 @@ impl<S: StateMachine> Engine<S> {
             let engine =
                 threads::EngineLoop::new(state, report.last_seq + 1, config, stats, has_snapshots);
             threads.push(spawn("ledger-engine", move || {
-                if let Some(start) = &start {
-                    (start.0)();
-                }
+                ThreadStart::run(&start);
                 engine.run(request_receiver, group_sender)
             }));
         }

@@ -102,13 +102,8 @@ impl<S: StateMachine> EngineLoop<S> {
                 if self.shutting_down {
                     break false;
                 }
-                let next = match self.ahead.pop_front() {
-                    Some(request) => Ok(request),
-                    None => requests.recv(),
-                };
-                match next {
+                match self.next_request(&requests, Receiver::recv) {
                     Ok(request) => {
-                        self.take_ahead(&requests);
                         if self.handle(request, &groups).is_err() {
                             break true;
                         }
@@ -136,6 +131,23 @@ impl<S: StateMachine> EngineLoop<S> {
             }
         }
         // Otherwise dropping `groups` lets the WAL thread finish what it has and stop.
+    }
+
+    /// The next request in order: the first one taken ahead, else what `take` gets from the
+    /// queue (waiting or not); then the requests behind it are taken ahead.
+    fn next_request<E>(
+        &mut self,
+        requests: &Receiver<Request<S>>,
+        take: impl FnOnce(&Receiver<Request<S>>) -> Result<Request<S>, E>,
+    ) -> Result<Request<S>, E> {
+        let next = match self.ahead.pop_front() {
+            Some(request) => Ok(request),
+            None => take(requests),
+        };
+        if next.is_ok() {
+            self.take_ahead(requests);
+        }
+        next
     }
 
     /// Takes what is queued, up to [`PREFETCH_AHEAD`] requests ahead of the one about to run,
@@ -173,14 +185,9 @@ impl<S: StateMachine> EngineLoop<S> {
         groups: &Sender<WalJob<S>>,
     ) -> Result<(), Stopped> {
         while !self.group_is_ready() && !self.shutting_down {
-            let request = match self.ahead.pop_front() {
-                Some(request) => request,
-                None => match requests.try_recv() {
-                    Ok(request) => request,
-                    Err(_) => break,
-                },
+            let Ok(request) = self.next_request(requests, Receiver::try_recv) else {
+                break;
             };
-            self.take_ahead(requests);
             self.handle(request, groups)?;
         }
         if self.config.group_wait.is_zero() || self.group_is_empty() {
@@ -188,15 +195,8 @@ impl<S: StateMachine> EngineLoop<S> {
         }
         let deadline = Instant::now() + self.config.group_wait;
         while !self.group_is_ready() && !self.shutting_down {
-            let next = match self.ahead.pop_front() {
-                Some(request) => Ok(request),
-                None => requests.recv_deadline(deadline),
-            };
-            match next {
-                Ok(request) => {
-                    self.take_ahead(requests);
-                    self.handle(request, groups)?;
-                }
+            match self.next_request(requests, |queue| queue.recv_deadline(deadline)) {
+                Ok(request) => self.handle(request, groups)?,
                 Err(RecvTimeoutError::Timeout) => break,
                 Err(RecvTimeoutError::Disconnected) => {
                     self.shutting_down = true;
