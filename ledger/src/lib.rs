@@ -29,6 +29,7 @@ pub mod gradual_delete;
 pub mod hash;
 pub mod history;
 mod id_index;
+pub mod page_cache;
 pub mod position_slot;
 pub mod record;
 mod rrn_index;

@@ -409,8 +409,10 @@ impl Write for WriteBehind {
     }
 }
 
-/// Writes a range of the file to the disk and waits for it. Not a durability point (the
-/// final `fsync` is): it only bounds how much is left for that `fsync`.
+/// Writes a range of the file to the disk and waits for it, then drops the range from the
+/// page cache (a snapshot is read again only by a restart: `page_cache` says why it matters).
+/// Not a durability point (the final `fsync` is): it only bounds how much is left for that
+/// `fsync`.
 #[cfg(target_os = "linux")]
 fn write_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
@@ -420,11 +422,11 @@ fn write_out(file: &File, offset: u64, len: u64) -> io::Result<()> {
     // SAFETY: a plain system call on a file descriptor this function borrows.
     let result =
         unsafe { libc::sync_file_range(file.as_raw_fd(), offset as i64, len as i64, flags) };
-    if result == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    if result != 0 {
+        return Err(io::Error::last_os_error());
     }
+    crate::page_cache::drop_cached(file, offset, len);
+    Ok(())
 }
 
 #[cfg(not(target_os = "linux"))]

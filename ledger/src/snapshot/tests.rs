@@ -164,6 +164,30 @@ fn full_chunks_are_written_once_and_named_again_by_later_snapshots() {
     assert_eq!(loaded.values(), state.values());
 }
 
+/// A snapshot is read again only by a restart: its chunk files leave the page cache once
+/// written out (`page_cache`), and still load.
+#[cfg(target_os = "linux")]
+#[test]
+fn written_chunk_files_leave_the_page_cache() {
+    // In the crate's directory rather than the system's temporary one, which may be a tmpfs,
+    // whose pages never leave the cache.
+    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let mut store = SnapshotStore::open(dir.path()).unwrap();
+    let mut state = State::default();
+    state.push_entries(10);
+    store.write(10, &mut state.snapshot()).unwrap();
+
+    let files = chunk_files(dir.path());
+    assert_eq!(files.len(), 2);
+    for name in files.keys() {
+        let file = fs::File::open(dir.path().join(name)).unwrap();
+        let len = file.metadata().unwrap().len();
+        let cached = crate::page_cache::resident_pages(&file, 0, len).unwrap();
+        assert_eq!(cached, 0, "{name}: {cached} pages still cached");
+    }
+    assert_loads(dir.path(), &state);
+}
+
 #[test]
 fn after_a_restart_the_loaded_chunks_are_not_written_again() {
     let dir = tempfile::tempdir().unwrap();
