@@ -4,6 +4,17 @@
 
 TOKEN=bench-admin-token-0123456789
 
+# e2e_load: the load of e2e.sh and of the scripts that look into its runs, unless the caller's
+# environment sets it: TERMINALS terminals with DEPTH requests in flight each (closed loop),
+# DURATION per run, the MIX of requests and CARDS cards.
+e2e_load() {
+    TERMINALS=${TERMINALS:-64}
+    DEPTH=${DEPTH:-8}
+    DURATION=${DURATION:-15s}
+    MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
+    CARDS=${CARDS:-1024}
+}
+
 # build PROFILE: builds bursar, loadgen and banksim (release or debug); sets BIN.
 build() {
     if [[ $1 == release ]]; then

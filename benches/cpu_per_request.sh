@@ -17,15 +17,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TERMINALS=${TERMINALS:-64}
-DEPTH=${DEPTH:-8}
 WINDOW=${WINDOW:-6}
 ROUNDS=${ROUNDS:-2}
-MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
-CARDS=${CARDS:-1024}
 RATE=${RATE:-}   # empty: closed loop with DEPTH in flight; a number: open loop at that rate
 
 source benches/common.sh
+e2e_load
 build release
 BINARIES=("$@")
 ((${#BINARIES[@]})) || BINARIES=("$BIN/bursar")

@@ -16,15 +16,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TERMINALS=${TERMINALS:-64}
-DEPTH=${DEPTH:-8}
-DURATION=${DURATION:-15s}
-MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
-CARDS=${CARDS:-1024}
 ROUNDS=${ROUNDS:-3}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "e2e.sh: ROUNDS must be a whole number of 1 or more, not '$ROUNDS'" >&2; exit 2; }
 
 source benches/common.sh
+e2e_load
 build release
 
 cpu_ticks() { # the whole machine's busy and total CPU ticks so far (/proc/stat)

@@ -15,14 +15,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TERMINALS=${TERMINALS:-64}
-DEPTH=${DEPTH:-8}
-DURATION=${DURATION:-15s}
-MIX=${MIX:-purchase=80,balance=10,refund=5,reversal=5}
-CARDS=${CARDS:-1024}
 RATE=${RATE:-} # empty: half of the closed loop's throughput, as e2e.sh
 
 source benches/common.sh
+e2e_load
 build release
 
 RUST_LOG=warn,ledger=info start_bursar "${BURSAR_TOML:-}"
@@ -80,6 +76,6 @@ wait "$LOADGEN_PID"
 
 grep -o 'p99 *[0-9.]* ms' "$OUT/half.err" | awk '{ print $2 }' >"$OUT/p99s" || true
 echo "open loop at $RATE/s: p99 $(field half '.latency_us.p99') us over the run; per second:"
-paste -d' ' "$OUT/p99s" "$OUT/threads" | awk '{ printf "p99=%-7s %s\n", $1, substr($0, length($1) + 2) }'
+paste -d'|' "$OUT/p99s" "$OUT/threads" | awk -F'|' '{ printf "p99=%-7s %s\n", ($1 == "" ? "-" : $1), $2 }'
 echo "snapshots written (UTC end time, ms taken):"
 grep -h "snapshot written" "$WORK/bursar.log" | sed -E 's/^[0-9-]+T([0-9:]+)\.[0-9]+Z.*seq=([0-9]+).* ms=([0-9]+).*/  \1 seq \2, \3 ms/' || echo "  none"
