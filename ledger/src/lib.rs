@@ -29,6 +29,7 @@ pub mod gradual_delete;
 pub mod hash;
 pub mod history;
 mod id_index;
+#[cfg(target_os = "linux")]
 pub mod page_cache;
 pub mod position_slot;
 pub mod record;

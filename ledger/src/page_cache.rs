@@ -1,4 +1,4 @@
-//! What the host's own files keep in the kernel's page cache.
+//! What the host's own files keep in the kernel's page cache (Linux only, as are its callers).
 //!
 //! A snapshot is written, synced, and read again only by a restart. Its pages, kept cached,
 //! made the kernel take fresh pages for everything else the host writes meanwhile (the WAL,
@@ -12,33 +12,26 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsRawFd;
 
 /// Asks the kernel to drop a range of `file` from the page cache. Only clean pages go (a
 /// dirty page stays until it is written), so nothing written is lost; a later read comes from
 /// the disk. Advice only: a failure changes nothing but the cache, and is ignored.
 pub fn drop_cached(file: &File, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain system call on a file descriptor this function borrows.
-        unsafe {
-            libc::posix_fadvise(
-                file.as_raw_fd(),
-                offset as libc::off_t,
-                len as libc::off_t,
-                libc::POSIX_FADV_DONTNEED,
-            );
-        }
+    // SAFETY: a plain system call on a file descriptor this function borrows.
+    unsafe {
+        libc::posix_fadvise(
+            file.as_raw_fd(),
+            offset as libc::off_t,
+            len as libc::off_t,
+            libc::POSIX_FADV_DONTNEED,
+        );
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (file, offset, len);
 }
 
 /// How many of the pages of `file` in `offset..offset + len` are in the page cache (`mincore`
 /// over a mapping of the range, which itself reads nothing in). For tests and diagnostics.
-#[cfg(target_os = "linux")]
 pub fn resident_pages(file: &File, offset: u64, len: u64) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
     // SAFETY: `sysconf` has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64;
     let start = offset / page * page;
@@ -74,7 +67,7 @@ pub fn resident_pages(file: &File, offset: u64, len: u64) -> io::Result<usize> {
     Ok(residency.iter().filter(|flags| *flags & 1 == 1).count())
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
