@@ -62,6 +62,8 @@ pub struct Shared {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    metrics.runtime_workers.set(workers as i64);
     let shared = Arc::new(Shared {
         host: OnceLock::new(),
         ready: AtomicBool::new(false),

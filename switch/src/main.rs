@@ -23,7 +23,10 @@ fn main() -> ExitCode {
             tracing::warn!(?scheduling, %error, "cannot set the CPU scheduling policy: keeping the default")
         }
     }
+    let workers = config.host.workers();
+    tracing::info!(workers, "starting the runtime");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
     {

@@ -34,6 +34,7 @@ pub struct Metrics {
     pub family_names: Vec<String>,
     pub business_day: IntGauge,
     pub recovery_seconds: prometheus::Gauge,
+    pub runtime_workers: IntGauge,
     pub blacklist_version: IntGauge,
     pub bank_link_state: IntGaugeVec,
     pub saf_depth: IntGauge,
@@ -189,6 +190,10 @@ impl Metrics {
             "Time the last start-up spent recovering.",
         )
         .expect("valid metric");
+        let runtime_workers = gauge(
+            "bursar_runtime_workers",
+            "tokio worker threads serving the connections, the admin API and the bank link.",
+        );
         let blacklist_version =
             IntGauge::new("bursar_blacklist_version", "Current blacklist version.")
                 .expect("valid metric");
@@ -229,6 +234,7 @@ impl Metrics {
             Box::new(snapshots.clone()),
             Box::new(business_day.clone()),
             Box::new(recovery_seconds.clone()),
+            Box::new(runtime_workers.clone()),
             Box::new(blacklist_version.clone()),
             Box::new(bank_link_state.clone()),
             Box::new(saf_depth.clone()),
@@ -260,6 +266,7 @@ impl Metrics {
             family_names,
             business_day,
             recovery_seconds,
+            runtime_workers,
             blacklist_version,
             bank_link_state,
             saf_depth,

@@ -101,6 +101,25 @@ fn every_thread_runs_under_the_configured_cpu_scheduling_policy() {
     }
 }
 
+#[test]
+fn the_host_runs_the_configured_workers_or_one_per_cpu() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (config, workers) in [("", cpus), ("[host]\nworker_threads = 3\n", 3)] {
+        let host = HostProcess::start(HostOptions {
+            config: config.into(),
+            ..HostOptions::demo()
+        });
+        let mut t = TestTerminal::connect(host.terminal_addr, TERMINAL, MERCHANT);
+        assert_eq!(t.sign_on().get_str(Field::ResponseCode), Some("00"));
+        let metrics = host.metrics();
+        let line = format!("\nbursar_runtime_workers {workers}\n");
+        assert!(
+            metrics.contains(&line),
+            "{config:?}: want{line}in\n{metrics}"
+        );
+    }
+}
+
 #[derive(Debug)]
 struct ThreadPolicy {
     name: String,
