@@ -67,6 +67,13 @@ pub fn resident_pages(file: &File, offset: u64, len: u64) -> io::Result<usize> {
     Ok(residency.iter().filter(|flags| *flags & 1 == 1).count())
 }
 
+/// A temporary directory whose files' pages can leave the cache: in the crate's directory
+/// rather than the system's temporary one, which may be a tmpfs, whose pages never leave it.
+#[cfg(test)]
+pub(crate) fn tempdir_on_disk() -> tempfile::TempDir {
+    tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,9 +94,7 @@ mod tests {
 
     #[test]
     fn written_out_pages_leave_the_cache_and_the_data_stays() {
-        // In the crate's directory rather than the system's temporary one, which may be a
-        // tmpfs, whose pages never leave the cache.
-        let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let dir = tempdir_on_disk();
         let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
         let len = data.len() as u64;
         let dropped = written(dir.path(), "dropped", &data);

@@ -169,9 +169,7 @@ fn full_chunks_are_written_once_and_named_again_by_later_snapshots() {
 #[cfg(target_os = "linux")]
 #[test]
 fn written_chunk_files_leave_the_page_cache() {
-    // In the crate's directory rather than the system's temporary one, which may be a tmpfs,
-    // whose pages never leave the cache.
-    let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+    let dir = crate::page_cache::tempdir_on_disk();
     let mut store = SnapshotStore::open(dir.path()).unwrap();
     let mut state = State::default();
     state.push_entries(10);
