@@ -2,13 +2,14 @@
 //! registry per host, so tests can run several hosts in one process.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ledger::engine::{EngineStats, SYNC_BUCKETS};
 use ledger::StageTimes;
+use prometheus::local::{LocalHistogram, LocalHistogramVec, LocalIntCounterVec};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -52,16 +53,9 @@ fn latency_buckets() -> Vec<f64> {
 /// Where each request's time went, by stage: `checks` (from its frame until it was handed
 /// to the engine: parsing, MAC and PIN on the connection's thread, and its turn there), then
 /// the engine's stages (`ledger::StageTimes`): `engine_queue`, `grouping`, `wal_queue`,
-/// `wal_write` and `wake`. Each stage's histogram is resolved once: a request's observations
-/// look up no labels.
+/// `wal_write` and `wake`. Observed through a connection's [`RequestTally`].
 pub struct RequestStages {
     family: HistogramVec,
-    checks: Histogram,
-    engine_queue: Histogram,
-    grouping: Histogram,
-    wal_queue: Histogram,
-    wal_write: Histogram,
-    wake: Histogram,
 }
 
 impl RequestStages {
@@ -76,20 +70,35 @@ impl RequestStages {
             &["stage"],
         )
         .expect("valid metric");
-        let stage = |name: &str| family.with_label_values(&[name]);
-        RequestStages {
+        RequestStages { family }
+    }
+
+    /// Each stage's histogram resolved once, for one connection: its observations look up no
+    /// labels and touch no shared memory until flushed.
+    fn local(&self) -> LocalStages {
+        let stage = |name: &str| self.family.with_label_values(&[name]).local();
+        LocalStages {
             checks: stage("checks"),
             engine_queue: stage("engine_queue"),
             grouping: stage("grouping"),
             wal_queue: stage("wal_queue"),
             wal_write: stage("wal_write"),
             wake: stage("wake"),
-            family,
         }
     }
+}
 
-    /// Records a request whose frame was read at `frame_read`.
-    pub fn observe(&self, frame_read: Instant, times: &StageTimes) {
+struct LocalStages {
+    checks: LocalHistogram,
+    engine_queue: LocalHistogram,
+    grouping: LocalHistogram,
+    wal_queue: LocalHistogram,
+    wal_write: LocalHistogram,
+    wake: LocalHistogram,
+}
+
+impl LocalStages {
+    fn observe(&self, frame_read: Instant, times: &StageTimes) {
         let checks = times.submitted.saturating_duration_since(frame_read);
         self.checks.observe(checks.as_secs_f64());
         self.engine_queue.observe(times.engine_queue.as_secs_f64());
@@ -97,6 +106,87 @@ impl RequestStages {
         self.wal_queue.observe(times.wal_queue.as_secs_f64());
         self.wal_write.observe(times.wal_write.as_secs_f64());
         self.wake.observe(times.wake.as_secs_f64());
+    }
+
+    fn flush(&self) {
+        for stage in [
+            &self.checks,
+            &self.engine_queue,
+            &self.grouping,
+            &self.wal_queue,
+            &self.wal_write,
+            &self.wake,
+        ] {
+            stage.flush();
+        }
+    }
+}
+
+/// One terminal connection's request metrics, counted in plain memory and added to the host's
+/// families by [`RequestTally::flush`], which the connection calls before it writes each batch
+/// of answers: so a terminal that has its answer sees it counted, and the two tokio workers do
+/// not bounce the families' cache lines back and forth for every request (seven histogram
+/// observations and two label lookups each; docs/BENCHMARKS.md has what that cost).
+pub struct RequestTally {
+    requests: LocalIntCounterVec,
+    request_seconds: LocalHistogramVec,
+    stages: LocalStages,
+    in_flight: IntGauge,
+    /// This connection's share of `in_flight`: what it gives back when it closes with requests
+    /// unanswered (a failed write drops them).
+    in_flight_here: i64,
+}
+
+impl RequestTally {
+    pub fn new(metrics: &Metrics) -> RequestTally {
+        RequestTally {
+            requests: metrics.requests.local(),
+            request_seconds: metrics.request_seconds.local(),
+            stages: metrics.request_stages.local(),
+            in_flight: metrics.in_flight.clone(),
+            in_flight_here: 0,
+        }
+    }
+
+    /// Requests read and handed on: in flight at once, not at the next flush, since one may
+    /// wait long (a top-up at the bank) before any answer is written.
+    pub fn started(&mut self, requests: i64) {
+        self.in_flight.add(requests);
+        self.in_flight_here += requests;
+    }
+
+    /// The stages of a request the engine ran, whose frame was read at `frame_read`.
+    pub fn stages(&self, frame_read: Instant, times: &StageTimes) {
+        self.stages.observe(frame_read, times);
+    }
+
+    /// A response built, `elapsed` after its frame was read.
+    pub fn answered(&mut self, mti: &str, code: &str, elapsed: Duration) {
+        self.requests.with_label_values(&[mti, code]).inc();
+        self.request_seconds
+            .with_label_values(&[mti])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Adds what was counted since the last flush to the host's families, `done` requests
+    /// (answered or not) out of flight.
+    pub fn flush(&mut self, done: i64) {
+        assert!(
+            (0..=self.in_flight_here).contains(&done),
+            "only started requests are done"
+        );
+        self.requests.flush();
+        self.request_seconds.flush();
+        self.stages.flush();
+        self.in_flight.sub(done);
+        self.in_flight_here -= done;
+    }
+}
+
+impl Drop for RequestTally {
+    fn drop(&mut self) {
+        let unanswered = self.in_flight_here;
+        self.flush(unanswered);
     }
 }
 
@@ -377,6 +467,41 @@ mod tests {
             used += 1;
         }
         assert!(used >= 15, "the dashboard covers the host's metrics");
+    }
+
+    #[test]
+    fn a_tally_adds_its_counts_when_flushed_and_not_before() {
+        let metrics = Metrics::new();
+        let mut tally = RequestTally::new(&metrics);
+        tally.started(2);
+        assert_eq!(metrics.in_flight.get(), 2, "in flight at once");
+        tally.answered("0200", "00", Duration::from_millis(3));
+        tally.answered("0200", "51", Duration::from_millis(1));
+        let approved = metrics.requests.with_label_values(&["0200", "00"]);
+        let seconds = metrics.request_seconds.with_label_values(&["0200"]);
+        assert_eq!(approved.get(), 0);
+        assert_eq!(seconds.get_sample_count(), 0);
+        tally.flush(2);
+        assert_eq!(approved.get(), 1);
+        assert_eq!(metrics.requests.with_label_values(&["0200", "51"]).get(), 1);
+        assert_eq!(seconds.get_sample_count(), 2);
+        assert!((seconds.get_sample_sum() - 0.004).abs() < 1e-9);
+        assert_eq!(metrics.in_flight.get(), 0);
+    }
+
+    #[test]
+    fn a_closed_connection_gives_back_its_unanswered_requests() {
+        let metrics = Metrics::new();
+        let mut tally = RequestTally::new(&metrics);
+        tally.started(3);
+        tally.answered("0100", "00", Duration::from_millis(1));
+        tally.flush(1);
+        assert_eq!(metrics.in_flight.get(), 2);
+        // The write failed with two requests still waiting: the connection drops them.
+        drop(tally);
+        assert_eq!(metrics.in_flight.get(), 0);
+        let answered = metrics.requests.with_label_values(&["0100", "00"]).get();
+        assert_eq!(answered, 1);
     }
 
     #[test]

@@ -29,12 +29,17 @@ use crate::authorize::prechecked::Prechecked;
 use crate::clock::now_ms;
 use crate::host::Host;
 use crate::link::respond::{self, Response};
+use crate::metrics::RequestTally;
 use crate::state::ids::TerminalId;
 use crate::state::registry::TerminalKeys;
 use crate::state::HostState;
 
 /// The keys of the terminals seen on one connection.
 type KnownKeys = Mutex<HashMap<TerminalId, TerminalKeys>>;
+
+/// One connection's request metrics, shared by its requests' futures (only ever locked by the
+/// connection's own task, so never contended).
+type Tally = Mutex<RequestTally>;
 
 /// Accepts connections until `shutdown`, then returns once every connection has answered what
 /// it had taken in (each stops reading at `shutdown`).
@@ -100,6 +105,7 @@ where
     );
     let mut framed = Framed::new(stream, FrameCodec::new(link.max_frame_bytes));
     let known_keys = KnownKeys::default();
+    let tally = Tally::new(RequestTally::new(&host.metrics));
     // The connection's requests, polled by this one task: no task, channel or `Arc` per
     // request, and each completes on its own (a top-up waiting on the bank holds up nothing).
     let mut requests = FuturesUnordered::new();
@@ -115,7 +121,7 @@ where
         tokio::select! {
             biased;
             Some(answered) = requests.next() => {
-                if let Err(error) = write_answers(&mut framed, answered, &mut requests).await {
+                if let Err(error) = write_answers(&mut framed, &tally, answered, &mut requests).await {
                     debug!(%error, "write failed");
                     break;
                 }
@@ -140,9 +146,11 @@ where
                     None => [Some(decide(&host, &known_keys, frame)), None],
                     Some(second) => decide_pair(&host, &known_keys, frame, second).map(Some),
                 };
+                let before = requests.len();
                 for submitted in submitted.into_iter().flatten() {
-                    requests.push(request(&host, &known_keys, submitted, last_frame));
+                    requests.push(answer(&host, &known_keys, &tally, submitted, last_frame));
                 }
+                lock(&tally).started((requests.len() - before) as i64);
             }
             // Re-armed from the last frame rather than reset on each one, which costs more.
             () = &mut idle_timer, if reading => {
@@ -200,9 +208,11 @@ fn rejected(host: &Host, error: FrameError) {
 
 /// Writes `first` and every other answer already complete, then flushes once: one system
 /// call for all of them instead of one each. Their MACs are computed up to four at a time
-/// first ([`respond::mac_waiting`]).
+/// first ([`respond::mac_waiting`]), and their metrics added to the host's before any is
+/// written.
 async fn write_answers<S, F>(
     framed: &mut Framed<S, FrameCodec>,
+    tally: &Tally,
     first: Option<Response>,
     requests: &mut FuturesUnordered<F>,
 ) -> Result<(), FrameError>
@@ -211,11 +221,14 @@ where
     F: Future<Output = Option<Response>>,
 {
     let mut answers: Vec<Response> = first.into_iter().collect();
+    let mut done = 1;
     // `now_or_never` polls with a no-op waker; the caller's loop polls `requests` again
     // with the task's own before it sleeps, so no wake-up is lost.
     while let Some(Some(next)) = requests.next().now_or_never() {
         answers.extend(next);
+        done += 1;
     }
+    lock(tally).flush(done);
     respond::mac_waiting(&mut answers);
     for answer in answers {
         let response = answer.built().expect("every response MACed above");
@@ -227,24 +240,12 @@ where
 /// A request handed to the engine, with the terminal it names; or why its frame did not parse.
 type Submitted = Result<(Option<TerminalId>, ledger::Pending<Decided>), codec::ParseError>;
 
-/// One request, from its submission to its response (`None` when there is nothing to answer).
-async fn request(
-    host: &Arc<Host>,
-    known_keys: &KnownKeys,
-    submitted: Submitted,
-    started: Instant,
-) -> Option<Response> {
-    host.metrics.in_flight.inc();
-    let response = answer(host, known_keys, submitted, started).await;
-    host.metrics.in_flight.dec();
-    response
-}
-
-/// Waits for the engine's decision and builds the response; `None` when there is nothing to
-/// answer.
+/// One request, from its submission to its response: waits for the engine's decision and
+/// builds the response; `None` when there is nothing to answer.
 async fn answer(
     host: &Arc<Host>,
     known_keys: &KnownKeys,
+    tally: &Tally,
     submitted: Submitted,
     started: Instant,
 ) -> Option<Response> {
@@ -256,9 +257,6 @@ async fn answer(
     // takes no room in the future (async locals keep theirs to the end of their scope).
     let topup = {
         let (decided, times) = pending.timed().await;
-        if let Some(times) = &times {
-            host.metrics.request_stages.observe(started, times);
-        }
         let mut decided = match decided {
             Ok(decided) => decided,
             Err(error) => {
@@ -269,9 +267,10 @@ async fn answer(
         if let (Some(id), Some(keys)) = (terminal, decided.learned.take()) {
             lock(known_keys).insert(id, keys);
         }
+        let measured = Measured { started, times };
         match decided.bank_step {
-            None => return respond(host, &decided.request, &decided.decision, started),
-            Some(step) => topup_then_respond(host, step, decided, started),
+            None => return respond(host, tally, &decided.request, &decided.decision, measured),
+            Some(step) => topup_then_respond(host, tally, step, decided, measured),
         }
     };
     topup.await
@@ -279,24 +278,32 @@ async fn answer(
 
 /// A top-up is answered with the bank's decision (`bank::topup`). Boxed, so that only top-ups
 /// carry the request and the decision across the bank's round trip.
-fn topup_then_respond(
-    host: &Arc<Host>,
+fn topup_then_respond<'a>(
+    host: &'a Arc<Host>,
+    tally: &'a Tally,
     step: authorize::BankStep,
     decided: Decided,
-    started: Instant,
-) -> std::pin::Pin<Box<dyn Future<Output = Option<Response>> + Send + '_>> {
+    measured: Measured,
+) -> std::pin::Pin<Box<dyn Future<Output = Option<Response>> + Send + 'a>> {
     Box::pin(async move {
         let decision = crate::bank::topup::complete(host, step, decided.decision.mac_key).await?;
-        respond(host, &decided.request, &decision, started)
+        respond(host, tally, &decided.request, &decision, measured)
     })
+}
+
+/// When a request's frame was read, and where the engine's part of its time went.
+struct Measured {
+    started: Instant,
+    times: Option<ledger::StageTimes>,
 }
 
 /// The response to a decided request, with its log line and metrics.
 fn respond(
     host: &Host,
+    tally: &Tally,
     request: &Message,
     decision: &authorize::Decision,
-    started: Instant,
+    measured: Measured,
 ) -> Option<Response> {
     let mti = request.mti();
     let code = std::str::from_utf8(&decision.reply.code).unwrap_or("??");
@@ -311,15 +318,14 @@ fn respond(
             "request declined"
         );
     }
-    host.metrics
-        .requests
-        .with_label_values(&[mti.as_str(), code])
-        .inc();
     let response = respond::build(request, decision, &host.policy.currency);
-    host.metrics
-        .request_seconds
-        .with_label_values(&[mti.as_str()])
-        .observe(started.elapsed().as_secs_f64());
+    {
+        let mut tally = lock(tally);
+        if let Some(times) = &measured.times {
+            tally.stages(measured.started, times);
+        }
+        tally.answered(mti.as_str(), code, measured.started.elapsed());
+    }
     match response {
         Ok(response) => Some(response),
         Err(error) => {
@@ -465,7 +471,10 @@ async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option
     }
 }
 
-fn lock(keys: &KnownKeys) -> std::sync::MutexGuard<'_, HashMap<TerminalId, TerminalKeys>> {
-    // A panic while holding it cannot leave the map half-changed (one insert or get).
-    keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding it cannot leave the value half-changed (a map's one insert or
+    // get; a tally's counts, which only add up).
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
