@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// jemalloc rather than glibc's allocator: a request's memory is often freed on another
-/// thread than the one that allocated it (the engine's events on the WAL thread, the
-/// responses' buffers on whichever worker writes them), which sends glibc to its slow paths.
-/// Measured in docs/BENCHMARKS.md: about 3 % less CPU per request.
+/// jemalloc rather than glibc's allocator: under load glibc's slow paths (`_int_malloc`,
+/// `_int_free`, `unlink_chunk`) took about a tenth of the WAL thread's and the tokio workers'
+/// samples (sled's growing buffers, requests' memory freed on another thread than the one
+/// that allocated it). jemalloc took about 4 % off the CPU per request (docs/BENCHMARKS.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
