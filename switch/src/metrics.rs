@@ -124,9 +124,10 @@ impl LocalStages {
 
 /// One terminal connection's request metrics, counted in plain memory and added to the host's
 /// families by [`RequestTally::flush`], which the connection calls before it writes each batch
-/// of answers: so a terminal that has its answer sees it counted, and the two tokio workers do
-/// not bounce the families' cache lines back and forth for every request (seven histogram
-/// observations and two label lookups each; docs/BENCHMARKS.md has what that cost).
+/// of answers: so a terminal that has its answer sees it counted, and the tokio workers do not
+/// pass the families' cache lines back and forth for every request (seven histogram
+/// observations and two label lookups each; docs/BENCHMARKS.md has what that cost). The rare
+/// `30` to an unparsable frame is counted on the family directly.
 pub struct RequestTally {
     requests: LocalIntCounterVec,
     request_seconds: LocalHistogramVec,

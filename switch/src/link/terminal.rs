@@ -257,6 +257,9 @@ async fn answer(
     // takes no room in the future (async locals keep theirs to the end of their scope).
     let topup = {
         let (decided, times) = pending.timed().await;
+        if let Some(times) = &times {
+            lock(tally).stages(started, times);
+        }
         let mut decided = match decided {
             Ok(decided) => decided,
             Err(error) => {
@@ -267,10 +270,9 @@ async fn answer(
         if let (Some(id), Some(keys)) = (terminal, decided.learned.take()) {
             lock(known_keys).insert(id, keys);
         }
-        let measured = Measured { started, times };
         match decided.bank_step {
-            None => return respond(host, tally, &decided.request, &decided.decision, measured),
-            Some(step) => topup_then_respond(host, tally, step, decided, measured),
+            None => return respond(host, tally, &decided.request, &decided.decision, started),
+            Some(step) => topup_then_respond(host, tally, step, decided, started),
         }
     };
     topup.await
@@ -283,18 +285,12 @@ fn topup_then_respond<'a>(
     tally: &'a Tally,
     step: authorize::BankStep,
     decided: Decided,
-    measured: Measured,
+    started: Instant,
 ) -> std::pin::Pin<Box<dyn Future<Output = Option<Response>> + Send + 'a>> {
     Box::pin(async move {
         let decision = crate::bank::topup::complete(host, step, decided.decision.mac_key).await?;
-        respond(host, tally, &decided.request, &decision, measured)
+        respond(host, tally, &decided.request, &decision, started)
     })
-}
-
-/// When a request's frame was read, and where the engine's part of its time went.
-struct Measured {
-    started: Instant,
-    times: Option<ledger::StageTimes>,
 }
 
 /// The response to a decided request, with its log line and metrics.
@@ -303,7 +299,7 @@ fn respond(
     tally: &Tally,
     request: &Message,
     decision: &authorize::Decision,
-    measured: Measured,
+    started: Instant,
 ) -> Option<Response> {
     let mti = request.mti();
     let code = std::str::from_utf8(&decision.reply.code).unwrap_or("??");
@@ -319,13 +315,7 @@ fn respond(
         );
     }
     let response = respond::build(request, decision, &host.policy.currency);
-    {
-        let mut tally = lock(tally);
-        if let Some(times) = &measured.times {
-            tally.stages(measured.started, times);
-        }
-        tally.answered(mti.as_str(), code, measured.started.elapsed());
-    }
+    lock(tally).answered(mti.as_str(), code, started.elapsed());
     match response {
         Ok(response) => Some(response),
         Err(error) => {
