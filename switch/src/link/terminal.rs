@@ -29,17 +29,12 @@ use crate::authorize::prechecked::Prechecked;
 use crate::clock::now_ms;
 use crate::host::Host;
 use crate::link::respond::{self, Response};
-use crate::metrics::RequestTally;
 use crate::state::ids::TerminalId;
 use crate::state::registry::TerminalKeys;
 use crate::state::HostState;
 
 /// The keys of the terminals seen on one connection.
 type KnownKeys = Mutex<HashMap<TerminalId, TerminalKeys>>;
-
-/// One connection's request metrics, shared by its requests' futures (only ever locked by the
-/// connection's own task, so never contended).
-type Tally = Mutex<RequestTally>;
 
 /// Accepts connections until `shutdown`, then returns once every connection has answered what
 /// it had taken in (each stops reading at `shutdown`).
@@ -105,7 +100,6 @@ where
     );
     let mut framed = Framed::new(stream, FrameCodec::new(link.max_frame_bytes));
     let known_keys = KnownKeys::default();
-    let tally = Tally::new(RequestTally::new(&host.metrics));
     // The connection's requests, polled by this one task: no task, channel or `Arc` per
     // request, and each completes on its own (a top-up waiting on the bank holds up nothing).
     let mut requests = FuturesUnordered::new();
@@ -121,7 +115,7 @@ where
         tokio::select! {
             biased;
             Some(answered) = requests.next() => {
-                if let Err(error) = write_answers(&mut framed, &tally, answered, &mut requests).await {
+                if let Err(error) = write_answers(&mut framed, &host, answered, &mut requests).await {
                     debug!(%error, "write failed");
                     break;
                 }
@@ -148,9 +142,9 @@ where
                 };
                 let before = requests.len();
                 for submitted in submitted.into_iter().flatten() {
-                    requests.push(answer(&host, &known_keys, &tally, submitted, last_frame));
+                    requests.push(answer(&host, &known_keys, submitted, last_frame));
                 }
-                lock(&tally).started((requests.len() - before) as i64);
+                host.metrics.request_counts.started(requests.len() - before);
             }
             // Re-armed from the last frame rather than reset on each one, which costs more.
             () = &mut idle_timer, if reading => {
@@ -166,6 +160,8 @@ where
             else => break,
         }
     }
+    // A failed write leaves requests unanswered: they are dropped with the connection.
+    host.metrics.request_counts.done(requests.len());
 }
 
 /// The frame read, if any; otherwise the connection stops reading (the peer closed, or the
@@ -208,11 +204,10 @@ fn rejected(host: &Host, error: FrameError) {
 
 /// Writes `first` and every other answer already complete, then flushes once: one system
 /// call for all of them instead of one each. Their MACs are computed up to four at a time
-/// first ([`respond::mac_waiting`]), and their metrics added to the host's before any is
-/// written.
+/// first ([`respond::mac_waiting`]).
 async fn write_answers<S, F>(
     framed: &mut Framed<S, FrameCodec>,
-    tally: &Tally,
+    host: &Host,
     first: Option<Response>,
     requests: &mut FuturesUnordered<F>,
 ) -> Result<(), FrameError>
@@ -228,7 +223,7 @@ where
         answers.extend(next);
         done += 1;
     }
-    lock(tally).flush(done);
+    host.metrics.request_counts.done(done);
     respond::mac_waiting(&mut answers);
     for answer in answers {
         let response = answer.built().expect("every response MACed above");
@@ -245,7 +240,6 @@ type Submitted = Result<(Option<TerminalId>, ledger::Pending<Decided>), codec::P
 async fn answer(
     host: &Arc<Host>,
     known_keys: &KnownKeys,
-    tally: &Tally,
     submitted: Submitted,
     started: Instant,
 ) -> Option<Response> {
@@ -258,7 +252,7 @@ async fn answer(
     let topup = {
         let (decided, times) = pending.timed().await;
         if let Some(times) = &times {
-            lock(tally).stages(started, times);
+            host.metrics.request_counts.stages(started, times);
         }
         let mut decided = match decided {
             Ok(decided) => decided,
@@ -271,8 +265,8 @@ async fn answer(
             lock(known_keys).insert(id, keys);
         }
         match decided.bank_step {
-            None => return respond(host, tally, &decided.request, &decided.decision, started),
-            Some(step) => topup_then_respond(host, tally, step, decided, started),
+            None => return respond(host, &decided.request, &decided.decision, started),
+            Some(step) => topup_then_respond(host, step, decided, started),
         }
     };
     topup.await
@@ -280,23 +274,21 @@ async fn answer(
 
 /// A top-up is answered with the bank's decision (`bank::topup`). Boxed, so that only top-ups
 /// carry the request and the decision across the bank's round trip.
-fn topup_then_respond<'a>(
-    host: &'a Arc<Host>,
-    tally: &'a Tally,
+fn topup_then_respond(
+    host: &Arc<Host>,
     step: authorize::BankStep,
     decided: Decided,
     started: Instant,
-) -> std::pin::Pin<Box<dyn Future<Output = Option<Response>> + Send + 'a>> {
+) -> std::pin::Pin<Box<dyn Future<Output = Option<Response>> + Send + '_>> {
     Box::pin(async move {
         let decision = crate::bank::topup::complete(host, step, decided.decision.mac_key).await?;
-        respond(host, tally, &decided.request, &decision, started)
+        respond(host, &decided.request, &decision, started)
     })
 }
 
 /// The response to a decided request, with its log line and metrics.
 fn respond(
     host: &Host,
-    tally: &Tally,
     request: &Message,
     decision: &authorize::Decision,
     started: Instant,
@@ -315,7 +307,9 @@ fn respond(
         );
     }
     let response = respond::build(request, decision, &host.policy.currency);
-    lock(tally).answered(mti.as_str(), code, started.elapsed());
+    host.metrics
+        .request_counts
+        .answered(mti.as_str(), code, started.elapsed());
     match response {
         Ok(response) => Some(response),
         Err(error) => {
@@ -461,10 +455,7 @@ async fn answer_unparsable(host: &Arc<Host>, error: codec::ParseError) -> Option
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding it cannot leave the value half-changed (a map's one insert or
-    // get; a tally's counts, which only add up).
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+fn lock(keys: &KnownKeys) -> std::sync::MutexGuard<'_, HashMap<TerminalId, TerminalKeys>> {
+    // A panic while holding it cannot leave the map half-changed (one insert or get).
+    keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
