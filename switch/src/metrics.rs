@@ -76,8 +76,8 @@ impl RequestStages {
         RequestStages { family }
     }
 
-    /// Each stage's histogram resolved once, for one connection: its observations look up no
-    /// labels and touch no shared memory until flushed.
+    /// Each stage's histogram resolved once, for one shard of [`RequestCounts`]: its
+    /// observations look up no labels and touch no shared memory until flushed.
     fn local(&self) -> LocalStages {
         let stage = |name: &str| self.family.with_label_values(&[name]).local();
         LocalStages {
@@ -133,11 +133,18 @@ impl LocalStages {
 /// gauge changes, about 30 atomic operations on cache lines that the tokio workers passed back
 /// and forth (docs/BENCHMARKS.md has what that cost). The rare `30` to an unparsable frame
 /// is counted on its family directly. `in_flight` is exact whenever no request starts or ends
-/// during the scrape; one that does may show in the next scrape instead.
+/// during the scrape; one that does may show in the next scrape instead (a request started
+/// in a shard already added and ended in one not yet added can even make it read below zero
+/// for one scrape).
 pub struct RequestCounts {
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[PaddedShard]>,
     in_flight: IntGauge,
 }
+
+/// A shard on cache lines of its own, so that two threads recording into neighbouring shards
+/// do not pass a line back and forth.
+#[repr(align(128))]
+struct PaddedShard(Mutex<Shard>);
 
 /// Enough that the tokio workers (one per CPU by default) seldom share one.
 const SHARDS: usize = 16;
@@ -158,12 +165,12 @@ impl RequestCounts {
         in_flight: &IntGauge,
     ) -> RequestCounts {
         let shard = || {
-            Mutex::new(Shard {
+            PaddedShard(Mutex::new(Shard {
                 requests: requests.local(),
                 request_seconds: request_seconds.local(),
                 stages: stages.local(),
                 in_flight: 0,
-            })
+            }))
         };
         RequestCounts {
             shards: (0..SHARDS).map(|_| shard()).collect(),
@@ -179,11 +186,7 @@ impl RequestCounts {
                 NEXT.fetch_add(1, Relaxed) % SHARDS
             };
         }
-        let shard = &self.shards[SHARD.with(|index| *index)];
-        // Counts only add up: a panic while one was held leaves nothing half-changed.
-        shard
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shards[SHARD.with(|index| *index)])
     }
 
     /// Requests read and handed on.
@@ -191,9 +194,17 @@ impl RequestCounts {
         self.shard().in_flight += requests as i64;
     }
 
-    /// Requests out of flight, answered or not (a connection that fails drops its own).
+    /// Requests out of flight, answered or not.
     pub fn done(&self, requests: usize) {
         self.shard().in_flight -= requests as i64;
+    }
+
+    /// Counts one connection's requests in and out of flight ([`ConnectionInFlight`]).
+    pub fn connection(&self) -> ConnectionInFlight<'_> {
+        ConnectionInFlight {
+            counts: self,
+            requests: 0,
+        }
     }
 
     /// The stages of a request the engine ran, whose frame was read at `frame_read`.
@@ -214,14 +225,47 @@ impl RequestCounts {
     /// Adds every shard's counts to the families.
     fn flush(&self) {
         for shard in self.shards.iter() {
-            let mut shard = shard
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut shard = lock(shard);
             shard.requests.flush();
             shard.request_seconds.flush();
             shard.stages.flush();
             self.in_flight.add(std::mem::take(&mut shard.in_flight));
         }
+    }
+}
+
+fn lock(shard: &PaddedShard) -> std::sync::MutexGuard<'_, Shard> {
+    // Counts only add up: a panic while one was held leaves nothing half-changed.
+    shard
+        .0
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One connection's requests in flight: counted in as they are read and out as they are
+/// answered, and the rest counted out when the connection ends, however it ends (a failed
+/// write, or a panic, drops them unanswered).
+pub struct ConnectionInFlight<'a> {
+    counts: &'a RequestCounts,
+    requests: usize,
+}
+
+impl ConnectionInFlight<'_> {
+    pub fn started(&mut self, requests: usize) {
+        self.counts.started(requests);
+        self.requests += requests;
+    }
+
+    pub fn done(&mut self, requests: usize) {
+        assert!(requests <= self.requests, "only started requests are done");
+        self.counts.done(requests);
+        self.requests -= requests;
+    }
+}
+
+impl Drop for ConnectionInFlight<'_> {
+    fn drop(&mut self) {
+        self.counts.done(self.requests);
     }
 }
 
@@ -549,6 +593,18 @@ mod tests {
         let text = metrics.render();
         assert_eq!(sample(&text, seconds), 2.0);
         assert_eq!(sample(&text, "bursar_requests_in_flight"), 0.0);
+    }
+
+    #[test]
+    fn a_connection_that_ends_counts_its_unanswered_requests_out_of_flight() {
+        let metrics = Metrics::new();
+        let mut in_flight = metrics.request_counts.connection();
+        in_flight.started(3);
+        in_flight.done(1);
+        assert_eq!(sample(&metrics.render(), "bursar_requests_in_flight"), 2.0);
+        // A failed write, or a panic, drops the two still waiting with the connection.
+        drop(in_flight);
+        assert_eq!(sample(&metrics.render(), "bursar_requests_in_flight"), 0.0);
     }
 
     #[test]

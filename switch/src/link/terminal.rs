@@ -29,6 +29,7 @@ use crate::authorize::prechecked::Prechecked;
 use crate::clock::now_ms;
 use crate::host::Host;
 use crate::link::respond::{self, Response};
+use crate::metrics::ConnectionInFlight;
 use crate::state::ids::TerminalId;
 use crate::state::registry::TerminalKeys;
 use crate::state::HostState;
@@ -100,6 +101,7 @@ where
     );
     let mut framed = Framed::new(stream, FrameCodec::new(link.max_frame_bytes));
     let known_keys = KnownKeys::default();
+    let mut in_flight = host.metrics.request_counts.connection();
     // The connection's requests, polled by this one task: no task, channel or `Arc` per
     // request, and each completes on its own (a top-up waiting on the bank holds up nothing).
     let mut requests = FuturesUnordered::new();
@@ -115,7 +117,7 @@ where
         tokio::select! {
             biased;
             Some(answered) = requests.next() => {
-                if let Err(error) = write_answers(&mut framed, &host, answered, &mut requests).await {
+                if let Err(error) = write_answers(&mut framed, &mut in_flight, answered, &mut requests).await {
                     debug!(%error, "write failed");
                     break;
                 }
@@ -144,7 +146,7 @@ where
                 for submitted in submitted.into_iter().flatten() {
                     requests.push(answer(&host, &known_keys, submitted, last_frame));
                 }
-                host.metrics.request_counts.started(requests.len() - before);
+                in_flight.started(requests.len() - before);
             }
             // Re-armed from the last frame rather than reset on each one, which costs more.
             () = &mut idle_timer, if reading => {
@@ -160,8 +162,6 @@ where
             else => break,
         }
     }
-    // A failed write leaves requests unanswered: they are dropped with the connection.
-    host.metrics.request_counts.done(requests.len());
 }
 
 /// The frame read, if any; otherwise the connection stops reading (the peer closed, or the
@@ -207,7 +207,7 @@ fn rejected(host: &Host, error: FrameError) {
 /// first ([`respond::mac_waiting`]).
 async fn write_answers<S, F>(
     framed: &mut Framed<S, FrameCodec>,
-    host: &Host,
+    in_flight: &mut ConnectionInFlight<'_>,
     first: Option<Response>,
     requests: &mut FuturesUnordered<F>,
 ) -> Result<(), FrameError>
@@ -223,7 +223,7 @@ where
         answers.extend(next);
         done += 1;
     }
-    host.metrics.request_counts.done(done);
+    in_flight.done(done);
     respond::mac_waiting(&mut answers);
     for answer in answers {
         let response = answer.built().expect("every response MACed above");
