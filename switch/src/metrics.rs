@@ -189,13 +189,13 @@ impl RequestCounts {
         lock(&self.shards[SHARD.with(|index| *index)])
     }
 
-    /// Requests read and handed on.
-    pub fn started(&self, requests: usize) {
+    /// Requests read and handed on (a connection counts through [`ConnectionInFlight`]).
+    fn started(&self, requests: usize) {
         self.shard().in_flight += requests as i64;
     }
 
     /// Requests out of flight, answered or not.
-    pub fn done(&self, requests: usize) {
+    fn done(&self, requests: usize) {
         self.shard().in_flight -= requests as i64;
     }
 
