@@ -132,10 +132,7 @@ impl LocalStages {
 /// the families, each request made seven histogram observations, two label lookups and two
 /// gauge changes, about 30 atomic operations on cache lines that the tokio workers passed back
 /// and forth (docs/BENCHMARKS.md has what that cost). The rare `30` to an unparsable frame
-/// is counted on its family directly. `in_flight` is exact whenever no request starts or ends
-/// during the scrape; one that does may show in the next scrape instead (a request started
-/// in a shard already added and ended in one not yet added can even make it read below zero
-/// for one scrape).
+/// is counted on its family directly.
 pub struct RequestCounts {
     shards: Box<[PaddedShard]>,
     in_flight: IntGauge,
@@ -222,10 +219,13 @@ impl RequestCounts {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Adds every shard's counts to the families.
+    /// Adds every shard's counts to the families, all shards held at once: a request started
+    /// in one shard and done in another is then either in both or in neither, so `in_flight`
+    /// is exact at every scrape. (A recording thread holds one shard at a time, so taking them
+    /// all in order cannot deadlock; they wait for the scrape's few microseconds.)
     fn flush(&self) {
-        for shard in self.shards.iter() {
-            let mut shard = lock(shard);
+        let mut shards: Vec<_> = self.shards.iter().map(lock).collect();
+        for shard in shards.iter_mut() {
             shard.requests.flush();
             shard.request_seconds.flush();
             shard.stages.flush();
