@@ -8,12 +8,12 @@
 #
 # For each run: bursar (durable WAL, fresh data directory) under `loadgen run` (TERMINALS
 # terminals, DEPTH in flight each, the e2e mix); once the load is flowing, WINDOW seconds of
-# CPU read from /proc/<bursar>/task/*/stat (utime + stime), by thread kind, divided by the
-# requests bursar counted in the same window (bursar_requests_total on /metrics). Thread CPU
-# leaves out time waiting for fsync, and includes what loadgen's load makes the kernel do on
-# bursar's behalf (socket system calls). In brackets, the time its threads were runnable but
-# waited for a CPU (/proc/<pid>/task/*/schedstat), per request: on a machine with fewer cores
-# than busy threads, each hand-off between threads waits there. docs/BENCHMARKS.md has figures.
+# CPU time by thread kind (benches/thread_times.py: /proc/<bursar>/task/*/schedstat), divided
+# by the requests bursar counted in the same window (bursar_requests_total on /metrics).
+# Thread CPU leaves out time waiting for fsync, and includes what loadgen's load makes the
+# kernel do on bursar's behalf (socket system calls). In brackets, the time its threads were
+# runnable but waited for a CPU, per request: on a machine with fewer cores than busy threads,
+# each hand-off between threads waits there. docs/BENCHMARKS.md has figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,33 +28,16 @@ BINARIES=("$@")
 ((${#BINARIES[@]})) || BINARIES=("$BIN/bursar")
 LOADGEN=$BIN/loadgen
 if [[ -n $RATE ]]; then PACE=(--rate "$RATE"); else PACE=(--depth "$DEPTH"); fi
-HZ=$(getconf CLK_TCK)
 
 requests() { # requests answered so far, as bursar counts them
     curl -sf "http://$ADMIN_ADDR/metrics" |
         awk '/^bursar_requests_total[{ ]/ { n += $NF } END { printf "%d\n", n }'
 }
 
-# ticks PID: per thread of process PID, "<thread kind> <utime+stime ticks> <ns runnable but
+# threads PID: per kind of thread of process PID, "<kind> <ns on a CPU> <ns runnable but
 # waiting for a CPU>"
-ticks() {
-    python3 - "$1" <<'PY'
-import glob, re, sys
-for path in glob.glob(f"/proc/{sys.argv[1]}/task/*/stat"):
-    try:
-        stat = open(path).read()
-    except OSError:
-        continue  # the thread ended
-    try:
-        # ns on a CPU, ns runnable on a run queue, time slices (kernels with CONFIG_SCHED_INFO)
-        waited_ns = int(open(path[: -len("stat")] + "schedstat").read().split()[1])
-    except (OSError, IndexError, ValueError):
-        waited_ns = -1  # unknown: printed as "?"
-    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2 :].split()
-    kind = re.sub(r"[-_]?\d+$", "", name)  # sled-io-3 -> sled-io
-    print(kind, int(fields[11]) + int(fields[12]), waited_ns)
-PY
+threads() {
+    python3 benches/thread_times.py "$1"
 }
 
 printf '%-40s %10s %12s %10s  %s\n' binary req/s total_us window_req "us per request by thread kind: CPU (waiting for a CPU)"
@@ -79,21 +62,20 @@ for round in $(seq "$ROUNDS"); do
         done
         sleep 2
         r0=$(requests)
-        { ticks "$HOST_PID"; ticks "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t0"
+        { threads "$HOST_PID"; threads "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t0"
         sleep "$WINDOW"
         r1=$(requests)
-        { ticks "$HOST_PID"; ticks "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t1"
+        { threads "$HOST_PID"; threads "$LOAD_PID" | sed 's/^[^ ]*/loadgen/'; } >"$WORK/t1"
         wait "$LOAD_PID"
         stop_host
         n=$((r1 - r0))
-        awk -v n="$n" -v hz="$HZ" -v bin="$binary" -v w="$WINDOW" '
-            FNR == NR { t0[$1] += $2; q0[$1] += $3; if ($3 < 0) unknown = 1; next }
-            { t1[$1] += $2; q1[$1] += $3; if ($3 < 0) unknown = 1 }
+        awk -v n="$n" -v bin="$binary" -v w="$WINDOW" '
+            FNR == NR { t0[$1] += $2; q0[$1] += $3; next }
+            { t1[$1] += $2; q1[$1] += $3 }
             END {
-                for (k in t1) { us = (t1[k] - t0[k]) * 1e6 / hz / n; if (k != "loadgen") total += us
+                for (k in t1) { us = (t1[k] - t0[k]) / 1e3 / n; if (k != "loadgen") total += us
                     wait_us = (q1[k] - q0[k]) / 1e3 / n
-                    wait = unknown ? "?" : sprintf("%.1f", wait_us)
-                    if (us >= 0.05 || wait_us >= 0.05) line = line sprintf(" %s=%.1f(%s)", k, us, wait) }
+                    if (us >= 0.05 || wait_us >= 0.05) line = line sprintf(" %s=%.1f(%.1f)", k, us, wait_us) }
                 printf "%-40s %10d %12.1f %10d %s\n", bin, n / w, total, n, line
             }' "$WORK/t0" "$WORK/t1"
     done

@@ -32,26 +32,16 @@ echo "closed loop: $PEAK/s; open loop at $RATE/s" >&2
 "${LOADGEN[@]}" --rate "$RATE" >"$OUT/half.json" 2>"$OUT/half.err" &
 LOADGEN_PID=$!
 python3 - "$HOST_PID" "$LOADGEN_PID" >"$OUT/threads" <<'PY'
-import glob, os, re, sys, time
+import os, sys, time
+
+sys.path.insert(0, "benches")
+from thread_times import by_kind
 
 host, loadgen = sys.argv[1], sys.argv[2]
 
 def sample():
-    """(CPU ns, waiting ns) by thread kind, from /proc/*/task/*/schedstat."""
-    kinds = {}
-    for pid, tag in ((host, "b:"), (loadgen, "lg:"), ("*", "k:")):
-        for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
-            try:
-                ran, waited, _ = open(path).read().split()
-                name = open(path[: -len("schedstat")] + "comm").read().strip()
-            except (OSError, ValueError):
-                continue  # the thread ended
-            if tag == "k:" and not name.startswith(("kworker", "ksoftirqd", "jbd2", "kswapd")):
-                continue
-            kind = tag + re.sub(r"[-_/:]?\d+.*$", "", name)  # sled-io-3 -> sled-io
-            r, w = kinds.get(kind, (0, 0))
-            kinds[kind] = (r + int(ran), w + int(waited))
-    return kinds
+    """(CPU ns, waiting ns) by thread kind: bursar's, loadgen's and the kernel's workers'."""
+    return {**by_kind(host, "b:"), **by_kind(loadgen, "lg:"), **by_kind("*", "k:", kernel_only=True)}
 
 def running(pid):
     try:
