@@ -32,7 +32,7 @@ echo "closed loop: $PEAK/s; open loop at $RATE/s" >&2
 "${LOADGEN[@]}" --rate "$RATE" >"$OUT/half.json" 2>"$OUT/half.err" &
 LOADGEN_PID=$!
 python3 - "$HOST_PID" "$LOADGEN_PID" >"$OUT/threads" <<'PY'
-import os, sys, time
+import sys, time
 
 sys.path.insert(0, "benches")
 from thread_times import by_kind

@@ -34,5 +34,8 @@ def by_kind(pid, tag="", kernel_only=False):
 
 if __name__ == "__main__":
     for pid in sys.argv[1:]:
-        for kind, (ran, waited) in sorted(by_kind(pid).items()):
+        kinds = by_kind(pid)
+        if not kinds:
+            sys.exit(f"no /proc/{pid}/task/*/schedstat: no such process, or a kernel without CONFIG_SCHED_INFO")
+        for kind, (ran, waited) in sorted(kinds.items()):
             print(kind, ran, waited)
