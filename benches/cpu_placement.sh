@@ -36,6 +36,7 @@ fi
 "$BIN/loadgen" run "${TARGET[@]}" --terminals "$TERMINALS" --cards "$CARDS" --mix "$MIX" \
     --duration $((WINDOW + 10))s "${PACE[@]}" --json >"$OUT/run.json" 2>"$OUT/run.err" &
 LOADGEN_PID=$!
+PIDS+=("$LOADGEN_PID") # stopped on exit if the recording fails
 sleep 5 # provisioning, sign-on, and the load settling
 perf sched record -a -o "$WORK/sched.data" -- sleep "$WINDOW" >/dev/null 2>"$WORK/perf.err" ||
     { cat "$WORK/perf.err" >&2; exit 1; }
