@@ -42,5 +42,5 @@ perf sched record -a -o "$WORK/sched.data" -- sleep "$WINDOW" >/dev/null 2>"$WOR
     { cat "$WORK/perf.err" >&2; exit 1; }
 wait "$LOADGEN_PID"
 echo "loadgen: $(field run '.throughput_per_s | floor')/s over the whole run, p99 $(field run '.latency_us.p99') us"
-perf sched timehist -i "$WORK/sched.data" >"$WORK/timehist" 2>/dev/null
+perf sched timehist --state -i "$WORK/sched.data" >"$WORK/timehist" 2>/dev/null
 python3 benches/sched_waits.py "$WORK/timehist" "$HOST_PID" "$LOADGEN_PID" "${HOST:-bursar}"

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""Who waited for a CPU, and behind whom, from `perf sched timehist` output (one line per time
-a thread left a CPU: when, which CPU, the thread, its wait, its scheduling delay and its run
-time, in ms).
+"""Who waited for a CPU, and behind whom, from `perf sched timehist --state` output (one line
+per time a thread left a CPU: when, which CPU, the thread, its wait, its scheduling delay and
+its run time in ms, and its state as it left: R when preempted).
 
     sched_waits.py TIMEHIST HOST_PID LOADGEN_PID [HOST_NAME]   # HOST_NAME: bursar unless given
 
 Prints how idle the machine's CPUs were, then per kind of thread of the host (bursar or the
 echo host) and of loadgen: the time it ran, the time it was runnable but waited for a CPU
-(perf's "sch delay"), the part of that wait during which some other CPU was idle (a thread
-queued on a busy CPU while another could have run it), and the threads that ran on its CPU
-while it waited ("<idle>": the CPU was waking up). Used by cpu_placement.sh."""
+(after a wake-up, perf's "sch delay"; after a preemption, its "wait time"), the part of that
+wait during which some other CPU was idle (a thread queued on a busy CPU while another could
+have run it), and the threads that ran on its CPU while it waited ("<idle>": the CPU was
+waking up). Used by cpu_placement.sh."""
 import bisect
 import collections
 import re
 import sys
 
-LINE = re.compile(r"\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s*$")
+LINE = re.compile(
+    r"\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([A-Z])\s*$"
+)
 
 
 def kind(task, labels):
@@ -31,15 +34,22 @@ def kind(task, labels):
 
 
 def runs(path, labels):
-    """(cpu, kind, woken at, started at, ended at) per line, in seconds."""
+    """(cpu, kind, runnable since, started at, ended at) per line, in seconds."""
+    preempted = set()  # threads whose last run ended in a preemption: still runnable
     for line in open(path):
         found = LINE.match(line)
         if not found:
             continue
         end, cpu, task = float(found.group(1)), int(found.group(2)), found.group(3).strip()
-        delay, ran = float(found.group(5)) / 1e3, float(found.group(6)) / 1e3
+        wait, delay, ran = (float(found.group(i)) / 1e3 for i in (4, 5, 6))
+        # After a preemption the whole wait was on a run queue; after a sleep, the delay.
+        queued = wait if task in preempted else delay
+        if found.group(7) == "R":
+            preempted.add(task)
+        else:
+            preempted.discard(task)
         start = end - ran
-        yield cpu, kind(task, labels), start - delay, start, end
+        yield cpu, kind(task, labels), start - queued, start, end
 
 
 class Timeline:
@@ -50,12 +60,22 @@ class Timeline:
         self.ends = [end for _, end, _ in self.runs]
 
     def within(self, a, b):
-        """(kind, seconds) of each run between a and b."""
+        """(kind, from, to) of each run, or part of one, between a and b."""
         i = bisect.bisect_right(self.ends, a)
         while i < len(self.runs) and self.runs[i][0] < b:
             start, end, what = self.runs[i]
-            yield what, min(b, end) - max(a, start)
+            yield what, max(a, start), min(b, end)
             i += 1
+
+
+def union_length(intervals):
+    """Seconds covered by at least one of the (from, to) intervals."""
+    total, reach = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        if end > reach:
+            total += end - max(start, reach)
+            reach = end
+    return total
 
 
 def main():
@@ -85,15 +105,15 @@ def main():
         waited[what] += start - woken
         if start <= woken:
             continue
-        waited_with_idle[what] += sum(
-            t
+        waited_with_idle[what] += union_length(
+            (a, b)
             for other in cpus
             if other != cpu
-            for running, t in timelines[other].within(woken, start)
+            for running, a, b in timelines[other].within(woken, start)
             if running == "<idle>"
         )
-        for running, t in timelines[cpu].within(woken, start):
-            behind[what][running] += t
+        for running, a, b in timelines[cpu].within(woken, start):
+            behind[what][running] += b - a
 
     ms_per_s = 1e3 / span
     print(f"{'thread kind':28} {'ran':>8} {'waited':>8} {'of it, another CPU idle':>24}   (ms per second)  waited behind")
