@@ -13,8 +13,12 @@ have run it), and the threads that ran on its CPU while it waited ("<idle>": the
 waking up). Used by cpu_placement.sh."""
 import bisect
 import collections
+import os
 import re
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from thread_times import thread_kind  # noqa: E402 (beside this script, not installed)
 
 LINE = re.compile(
     r"\s*([\d.]+)\s+\[(\d+)\]\s+(.+?)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([A-Z])\s*$"
@@ -29,7 +33,7 @@ def kind(task, labels):
     if not found:
         return task
     name, pid = found.group(1), found.group(3) or found.group(2)
-    name = re.sub(r"[-_/:]?\d+.*$", "", name)
+    name = thread_kind(name)
     return f"{labels[pid]}:{name}" if pid in labels else name
 
 

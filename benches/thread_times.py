@@ -6,12 +6,17 @@ run queue without a CPU. A kind is a thread's name without its number (sled-io-3
     thread_times.py PID...        # one line per kind of the processes' threads: "<kind> <ran ns> <waited ns>"
 
 Used by cpu_per_request.sh (before and after a window) and, as a module, by tail_by_second.sh
-(every second)."""
+(every second) and sched_waits.py (`thread_kind`)."""
 import glob
 import re
 import sys
 
 KERNEL_THREADS = ("kworker", "ksoftirqd", "jbd2", "kswapd")
+
+
+def thread_kind(name):
+    """A thread's kind: its name without its number (sled-io-3 -> sled-io)."""
+    return re.sub(r"[-_/:]?\d+.*$", "", name)
 
 
 def by_kind(pid, tag="", kernel_only=False):
@@ -26,7 +31,7 @@ def by_kind(pid, tag="", kernel_only=False):
             continue  # the thread ended
         if kernel_only and not name.startswith(KERNEL_THREADS):
             continue
-        kind = tag + re.sub(r"[-_/:]?\d+.*$", "", name)
+        kind = tag + thread_kind(name)
         total_ran, total_waited = kinds.get(kind, (0, 0))
         kinds[kind] = (total_ran + int(ran), total_waited + int(waited))
     return kinds
